@@ -1,0 +1,90 @@
+import { redact } from './redact.js';
+
+/**
+ * Stable error codes. They are part of the public contract (logs, metrics labels,
+ * gRPC details): add new ones, never rename.
+ */
+export const ErrorCode = {
+  InvalidArgument: 'ERR_INVALID_ARGUMENT',
+  InvalidReference: 'ERR_INVALID_REFERENCE',
+  InvalidDigest: 'ERR_INVALID_DIGEST',
+  InvalidDescriptor: 'ERR_INVALID_DESCRIPTOR',
+  InvalidFlag: 'ERR_INVALID_FLAG',
+  DigestMismatch: 'ERR_DIGEST_MISMATCH',
+  SizeMismatch: 'ERR_SIZE_MISMATCH',
+  UnsupportedMediaType: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+  UnsupportedSchema: 'ERR_UNSUPPORTED_SCHEMA',
+  PlatformNotFound: 'ERR_PLATFORM_NOT_FOUND',
+  NotFound: 'ERR_NOT_FOUND',
+  Unauthorized: 'ERR_UNAUTHORIZED',
+  Denied: 'ERR_DENIED',
+  TooManyRequests: 'ERR_TOO_MANY_REQUESTS',
+  RegistryUnavailable: 'ERR_REGISTRY_UNAVAILABLE',
+  RegistryProtocol: 'ERR_REGISTRY_PROTOCOL',
+  InsecureNotAllowed: 'ERR_INSECURE_NOT_ALLOWED',
+  CredentialHelper: 'ERR_CREDENTIAL_HELPER',
+  Config: 'ERR_CONFIG',
+  Aborted: 'ERR_ABORTED',
+  Internal: 'ERR_INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface GcfsErrorOptions {
+  cause?: unknown;
+  /** What the user can do about it, shown after the message. */
+  hint?: string;
+  /** Structured facts for logs (values are redacted on output). */
+  details?: Record<string, string | number | boolean | undefined>;
+}
+
+/** The one error base class of the project: a stable code, a cause, a hint, no credentials. */
+export class GcfsError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, string | number | boolean | undefined>;
+
+  constructor(code: ErrorCode, message: string, options: GcfsErrorOptions = {}) {
+    super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GcfsError';
+    this.code = code;
+    this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    this.details = options.details ?? {};
+  }
+
+  /** One line for a human: message, hint and the chain of causes, credentials removed. */
+  describe(): string {
+    return describeError(this);
+  }
+}
+
+export function isGcfsError(err: unknown, code?: ErrorCode): err is GcfsError {
+  return err instanceof GcfsError && (code === undefined || err.code === code);
+}
+
+/** Render any error with its causes on one line, credentials removed. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    if (current instanceof Error) {
+      const code = (current as { code?: unknown }).code;
+      const prefix = typeof code === 'string' && depth > 0 ? `${code}: ` : '';
+      parts.push(prefix + current.message);
+      if (current instanceof GcfsError && current.hint && depth === 0) parts.push(`hint: ${current.hint}`);
+      current = current.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return redact(parts.join(': '));
+}
+
+/** Normalise an unknown thrown value into a GcfsError, keeping an existing code. */
+export function toGcfsError(err: unknown, code: ErrorCode = ErrorCode.Internal, message?: string): GcfsError {
+  if (err instanceof GcfsError && message === undefined) return err;
+  const text = message ?? (err instanceof Error ? err.message : String(err));
+  return new GcfsError(err instanceof GcfsError && message === undefined ? err.code : code, text, {
+    cause: err,
+  });
+}

@@ -21,7 +21,10 @@ export interface Descriptor {
 }
 
 function fail(what: string, problem: string): never {
-  throw new GcfsError(ErrorCode.InvalidDescriptor, `invalid descriptor${what ? ` in ${what}` : ''}: ${problem}`);
+  throw new GcfsError(
+    ErrorCode.InvalidDescriptor,
+    `invalid descriptor${what ? ` in ${what}` : ''}: ${problem}`,
+  );
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {

@@ -17,9 +17,13 @@ export function parseDigest(value: string): Digest {
   const algorithm = value.slice(0, colon);
   const hex = value.slice(colon + 1);
   if (colon <= 0 || !isDigestAlgorithm(algorithm)) {
-    throw new GcfsError(ErrorCode.InvalidDigest, `invalid digest ${JSON.stringify(value)}: unsupported algorithm`, {
-      hint: 'digests look like sha256:<64 lowercase hex digits>',
-    });
+    throw new GcfsError(
+      ErrorCode.InvalidDigest,
+      `invalid digest ${JSON.stringify(value)}: unsupported algorithm`,
+      {
+        hint: 'digests look like sha256:<64 lowercase hex digits>',
+      },
+    );
   }
   if (hex.length !== HEX_LENGTH[algorithm] || !/^[0-9a-f]+$/.test(hex)) {
     throw new GcfsError(
@@ -80,8 +84,12 @@ export class Digester {
 /** Throw a DigestMismatch error unless `actual` equals `expected`. */
 export function assertDigest(expected: Digest, actual: Digest, what: string): void {
   if (expected !== actual) {
-    throw new GcfsError(ErrorCode.DigestMismatch, `${what}: digest mismatch: expected ${expected}, got ${actual}`, {
-      details: { expected, actual },
-    });
+    throw new GcfsError(
+      ErrorCode.DigestMismatch,
+      `${what}: digest mismatch: expected ${expected}, got ${actual}`,
+      {
+        details: { expected, actual },
+      },
+    );
   }
 }

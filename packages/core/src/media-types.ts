@@ -18,7 +18,10 @@ export type MediaType = (typeof MediaType)[keyof typeof MediaType];
 
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
-export const SCHEMA1_MEDIA_TYPES: readonly string[] = [MediaType.DockerSchema1, MediaType.DockerSchema1Signed];
+export const SCHEMA1_MEDIA_TYPES: readonly string[] = [
+  MediaType.DockerSchema1,
+  MediaType.DockerSchema1Signed,
+];
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 

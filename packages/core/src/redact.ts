@@ -16,7 +16,10 @@ const patterns: Array<[RegExp, string]> = [
   // Authorization header values
   [/\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{4,}/g, `$1 ${REDACTED}`],
   // query or form parameters that carry secrets
-  [/([?&;](?:access_token|refresh_token|token|password|passwd|secret|sig|signature|X-Amz-Signature|X-Goog-Signature)=)[^&\s"']+/gi, `$1${REDACTED}`],
+  [
+    /([?&;](?:access_token|refresh_token|token|password|passwd|secret|sig|signature|X-Amz-Signature|X-Goog-Signature)=)[^&\s"']+/gi,
+    `$1${REDACTED}`,
+  ],
   // JSON or key=value fields that carry secrets
   [
     /("?(?:password|secret|auth|identitytoken|registrytoken|access_token|refresh_token|token|pull_secret|Secret)"?\s*[:=]\s*)"(?:[^"\\]|\\.)*"/gi,

@@ -1,1 +1,5 @@
-export {};
+export * from './curl.js';
+export * from './process.js';
+export * from './registry-server.js';
+export * from './temp.js';
+export * from './tree.js';

@@ -1,0 +1,174 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { digestHex, parseDigest } from '@gcfs/core';
+import { curl } from './curl.js';
+import { freePort, type ManagedProcess, startProcess } from './process.js';
+import { makeTempDir } from './temp.js';
+
+const REGISTRY_BINARY = '/usr/bin/docker-registry';
+
+export type RegistryAuth = 'none' | 'htpasswd' | 'token';
+
+export interface RegistryUser {
+  username: string;
+  password: string;
+}
+
+export interface RegistryOptions {
+  /** Default 'none'. */
+  auth?: RegistryAuth;
+  /** Accounts for htpasswd (and, later, token) auth. */
+  users?: readonly RegistryUser[];
+  readyTimeoutMs?: number;
+}
+
+export interface RunningRegistry {
+  /** `127.0.0.1:PORT`, the registry host as it appears in image references. */
+  readonly host: string;
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  readonly auth: RegistryAuth;
+  readonly users: readonly RegistryUser[];
+  /** Root of the filesystem storage driver. */
+  readonly storageDir: string;
+  readonly logFile: string;
+  /** Where the registry keeps a blob's bytes, to read or tamper with them. */
+  blobDataPath(digest: string): string;
+  /** Everything the registry wrote to stdout/stderr since it was first started. */
+  logs(): Promise<string>;
+  /** Stop (SIGTERM, then SIGKILL) and start again on the same port with the same storage. */
+  restart(): Promise<void>;
+  /** Stop the registry and remove its temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Debian's docker-registry (distribution 2.8) on a random 127.0.0.1 port, plain HTTP, with its
+ * storage, config and log in a fresh temp dir.
+ */
+export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
+  const auth = options.auth ?? 'none';
+  const users = options.users ?? [];
+  const dir = await makeTempDir('gcfs-registry-');
+  try {
+    const storageDir = join(dir.path, 'storage');
+    const configFile = join(dir.path, 'config.yml');
+    const logFile = join(dir.path, 'registry.log');
+    await mkdir(storageDir);
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    const url = `http://${host}`;
+    const authSection = await authConfig(auth, users, dir.path);
+    await writeFile(configFile, JSON.stringify(registryConfig(host, storageDir, authSection), null, 2));
+
+    const launch = () =>
+      startProcess({
+        name: `docker-registry ${host}`,
+        command: REGISTRY_BINARY,
+        args: ['serve', configFile],
+        // A clean environment: REGISTRY_* variables would override the config.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path },
+        logFile,
+        ready: { check: () => answers(`${url}/v2/`) },
+        readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
+      });
+    let proc: ManagedProcess | undefined = await launch();
+    let stopped = false;
+
+    return {
+      host,
+      url,
+      auth,
+      users,
+      storageDir,
+      logFile,
+      blobDataPath: (digest) => blobDataPath(storageDir, digest),
+      logs: () => readFile(logFile, 'utf8'),
+      async restart() {
+        if (stopped) throw new Error('registry already stopped');
+        await proc?.stop();
+        proc = undefined;
+        proc = await launch();
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await proc?.stop();
+        await dir.cleanup();
+      },
+    };
+  } catch (err) {
+    await dir.cleanup();
+    throw err;
+  }
+}
+
+/** Path of a blob's bytes in the filesystem driver's layout. */
+export function blobDataPath(storageDir: string, digest: string): string {
+  const hex = digestHex(parseDigest(digest));
+  const algorithm = digest.slice(0, digest.indexOf(':'));
+  return join(storageDir, 'docker/registry/v2/blobs', algorithm, hex.slice(0, 2), hex, 'data');
+}
+
+function registryConfig(host: string, storageDir: string, auth: object | undefined): object {
+  // JSON is valid YAML, and the registry's config loader is a YAML parser.
+  return {
+    version: '0.1',
+    log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
+    storage: {
+      filesystem: { rootdirectory: storageDir },
+      delete: { enabled: true },
+      // No background purge of upload dirs racing the test's own cleanup.
+      maintenance: { uploadpurging: { enabled: false } },
+    },
+    http: {
+      addr: host,
+      secret: randomBytes(16).toString('hex'),
+      headers: { 'X-Content-Type-Options': ['nosniff'] },
+    },
+    ...(auth === undefined ? {} : { auth }),
+  };
+}
+
+async function authConfig(
+  auth: RegistryAuth,
+  users: readonly RegistryUser[],
+  dir: string,
+): Promise<object | undefined> {
+  switch (auth) {
+    case 'none':
+      return undefined;
+    case 'htpasswd': {
+      const path = join(dir, 'htpasswd');
+      await writeFile(path, await htpasswdFile(users));
+      return { htpasswd: { realm: 'gcfs-test', path } };
+    }
+    case 'token':
+      throw new Error('token auth: not yet');
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** bcrypt entries made by apache2-utils' htpasswd, the format the registry accepts. */
+async function htpasswdFile(users: readonly RegistryUser[]): Promise<string> {
+  const lines = await Promise.all(
+    users.map(async ({ username, password }) => {
+      const { stdout } = await execFileAsync('htpasswd', ['-Bbn', username, password]);
+      return stdout.trim();
+    }),
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Whether an HTTP server answers at `url`, with any status. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    return (await curl([url], { timeoutMs: 2000 })).status > 0;
+  } catch {
+    return false;
+  }
+}

@@ -2,4 +2,5 @@ export * from './curl.js';
 export * from './process.js';
 export * from './registry-server.js';
 export * from './temp.js';
+export * from './token-server.js';
 export * from './tree.js';

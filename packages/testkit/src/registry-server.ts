@@ -7,6 +7,7 @@ import { digestHex, parseDigest } from '@gcfs/core';
 import { curl } from './curl.js';
 import { freePort, type ManagedProcess, startProcess } from './process.js';
 import { makeTempDir } from './temp.js';
+import { type TokenAcl, TokenServer } from './token-server.js';
 
 const REGISTRY_BINARY = '/usr/bin/docker-registry';
 
@@ -20,8 +21,12 @@ export interface RegistryUser {
 export interface RegistryOptions {
   /** Default 'none'. */
   auth?: RegistryAuth;
-  /** Accounts for htpasswd (and, later, token) auth. */
+  /** Accounts for htpasswd and token auth. */
   users?: readonly RegistryUser[];
+  /** Token auth only: the token server's ACL (default: users may do everything, anonymous nothing). */
+  acl?: TokenAcl;
+  /** Token auth only: lifetime of issued tokens. Default 300 s. */
+  tokenLifetimeSeconds?: number;
   readyTimeoutMs?: number;
 }
 
@@ -41,8 +46,10 @@ export interface RunningRegistry {
   logs(): Promise<string>;
   /** Stop (SIGTERM, then SIGKILL) and start again on the same port with the same storage. */
   restart(): Promise<void>;
-  /** Stop the registry and remove its temp dir. Idempotent. */
+  /** Stop the registry (and its token server) and remove its temp dir. Idempotent. */
   stop(): Promise<void>;
+  /** The token server when auth is 'token'. */
+  readonly tokenServer: TokenServer | undefined;
 }
 
 /**
@@ -53,6 +60,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   const auth = options.auth ?? 'none';
   const users = options.users ?? [];
   const dir = await makeTempDir('gcfs-registry-');
+  let tokenServer: TokenServer | undefined;
   try {
     const storageDir = join(dir.path, 'storage');
     const configFile = join(dir.path, 'config.yml');
@@ -61,7 +69,14 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
     const url = `http://${host}`;
-    const authSection = await authConfig(auth, users, dir.path);
+    if (auth === 'token') {
+      tokenServer = await TokenServer.start({
+        users,
+        ...(options.acl && { acl: options.acl }),
+        ...(options.tokenLifetimeSeconds !== undefined && { lifetimeSeconds: options.tokenLifetimeSeconds }),
+      });
+    }
+    const authSection = await authConfig(auth, users, dir.path, tokenServer);
     await writeFile(configFile, JSON.stringify(registryConfig(host, storageDir, authSection), null, 2));
 
     const launch = () =>
@@ -85,6 +100,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       users,
       storageDir,
       logFile,
+      tokenServer,
       blobDataPath: (digest) => blobDataPath(storageDir, digest),
       logs: () => readFile(logFile, 'utf8'),
       async restart() {
@@ -97,10 +113,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
         if (stopped) return;
         stopped = true;
         await proc?.stop();
+        await tokenServer?.stop();
         await dir.cleanup();
       },
     };
   } catch (err) {
+    await tokenServer?.stop();
     await dir.cleanup();
     throw err;
   }
@@ -137,6 +155,7 @@ async function authConfig(
   auth: RegistryAuth,
   users: readonly RegistryUser[],
   dir: string,
+  tokenServer: TokenServer | undefined,
 ): Promise<object | undefined> {
   switch (auth) {
     case 'none':
@@ -146,8 +165,13 @@ async function authConfig(
       await writeFile(path, await htpasswdFile(users));
       return { htpasswd: { realm: 'gcfs-test', path } };
     }
-    case 'token':
-      throw new Error('token auth: not yet');
+    case 'token': {
+      if (!tokenServer) throw new Error('token auth needs a token server');
+      const rootcertbundle = join(dir, 'token-ca.pem');
+      await writeFile(rootcertbundle, tokenServer.certificatePem);
+      const { realm, service, issuer } = tokenServer;
+      return { token: { realm, service, issuer, rootcertbundle } };
+    }
   }
 }
 

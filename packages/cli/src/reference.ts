@@ -1,0 +1,51 @@
+// The configuration reference in Markdown, generated from the same flag table as the parser
+// and `--help`, so the docs cannot describe flags that do not exist or defaults that changed.
+
+import type { CommandSpec } from './command.js';
+import { type FlagDefinition, formatDefault } from './flag.js';
+import { flagMeaning, groupFlags, SYNTAX_NOTE } from './help.js';
+
+/** Make text safe inside a table cell: pipes escaped, `<` outside code spans escaped. */
+function cell(text: string): string {
+  return text
+    .split('`')
+    .map((part, i) => (i % 2 === 1 ? part : part.replaceAll('<', '&lt;').replaceAll('>', '&gt;')))
+    .join('`')
+    .replaceAll('|', '\\|');
+}
+
+function typeCell(flag: FlagDefinition): string {
+  if (flag.type === 'enum') return `one of ${flag.choices.map((c) => `\`${c}\``).join(', ')}`;
+  return flag.type;
+}
+
+function meaningCell(flag: FlagDefinition): string {
+  const notes = [
+    flag.extension ? ' *(gcfs addition)*' : '',
+    flag.sensitive ? ' *(secret: never logged)*' : '',
+  ];
+  const meaning = flag.deprecated
+    ? `**Deprecated** (${flag.deprecated}): ${flag.description}`
+    : flagMeaning(flag);
+  return cell(meaning) + notes.join('');
+}
+
+/** One executable's section: a heading, the syntax, then a table of flags per group. */
+export function renderFlagReference(spec: CommandSpec<readonly FlagDefinition[]>, headingLevel = 2): string {
+  const hashes = '#'.repeat(headingLevel);
+  const out = [`${hashes} ${spec.program}`, '', `${spec.summary}`, '', SYNTAX_NOTE];
+  for (const [group, flags] of groupFlags(spec.flags)) {
+    out.push(
+      '',
+      `${hashes}# ${group}`,
+      '',
+      '| Flag | Type | Default | Meaning |',
+      '| --- | --- | --- | --- |',
+    );
+    for (const flag of flags) {
+      const row = [`\`--${flag.name}\``, typeCell(flag), `\`${formatDefault(flag)}\``, meaningCell(flag)];
+      out.push(`| ${row.map((c) => c.replaceAll('\n', ' ')).join(' | ')} |`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { createPrivateKey, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { closeServer, listenOn } from './http-server.js';
 import type { RegistryUser } from './registry-server.js';
 import { makeTempDir } from './temp.js';
 
@@ -88,11 +88,7 @@ export class TokenServer {
   static async start(options: TokenServerOptions = {}): Promise<TokenServer> {
     const { keyPem, certificatePem } = await selfSignedCertificate();
     const server = new TokenServer(options, keyPem, certificatePem);
-    await new Promise<void>((resolve, reject) => {
-      server.#server.once('error', reject);
-      server.#server.listen(0, '127.0.0.1', resolve);
-    });
-    server.#url = `http://127.0.0.1:${(server.#server.address() as AddressInfo).port}`;
+    server.#url = await listenOn(server.#server, '127.0.0.1');
     return server;
   }
 
@@ -131,10 +127,7 @@ export class TokenServer {
   }
 
   stop(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,1 +1,10 @@
-export {};
+export * from './entries.js';
+export * from './from-directory.js';
+export * from './image.js';
+export * from './layer.js';
+export * from './layout.js';
+export * from './push.js';
+export * from './seeded.js';
+export * from './spec.js';
+export * from './tar-header.js';
+export * from './tar-writer.js';

@@ -44,7 +44,12 @@ export interface RunningRegistry {
   blobDataPath(digest: string): string;
   /** Everything the registry wrote to stdout/stderr since it was first started. */
   logs(): Promise<string>;
-  /** Stop (SIGTERM, then SIGKILL) and start again on the same port with the same storage. */
+  /**
+   * Stop (SIGTERM, then SIGKILL) and start again on the same port with the same storage. The
+   * registry does not drain on SIGTERM: open connections break at once, but bytes already in
+   * loopback socket buffers (a few MiB) still reach the reader, so a mid-read restart needs a
+   * blob well beyond that, read slowly.
+   */
   restart(): Promise<void>;
   /** Stop the registry (and its token server) and remove its temp dir. Idempotent. */
   stop(): Promise<void>;

@@ -97,10 +97,14 @@ export function defineFlags<const T extends readonly FlagDefinition[]>(flags: T)
   return flags;
 }
 
+/** A number as the user writes it for this flag: durations in Go form. */
+function showNumber(flag: IntFlag | DurationFlag, n: number): string {
+  return flag.type === 'duration' ? formatDuration(n) : String(n);
+}
+
 function checkRange(flag: IntFlag | DurationFlag, value: number): string | undefined {
-  const show = (n: number) => (flag.type === 'duration' ? formatDuration(n) : String(n));
-  if (flag.min !== undefined && value < flag.min) return `must be at least ${show(flag.min)}`;
-  if (flag.max !== undefined && value > flag.max) return `must be at most ${show(flag.max)}`;
+  if (flag.min !== undefined && value < flag.min) return `must be at least ${showNumber(flag, flag.min)}`;
+  if (flag.max !== undefined && value > flag.max) return `must be at most ${showNumber(flag, flag.max)}`;
   return undefined;
 }
 
@@ -140,9 +144,21 @@ export function formatDefault(flag: FlagDefinition): string {
   }
 }
 
-/** The flag's type as shown to users; an enum lists its choices. */
+/** The accepted range of an int or duration flag (`min 1`, `0..65535`), or '' when unbounded. */
+export function formatRange(flag: FlagDefinition): string {
+  if (flag.type !== 'int' && flag.type !== 'duration') return '';
+  const { min, max } = flag;
+  if (min !== undefined && max !== undefined) return `${showNumber(flag, min)}..${showNumber(flag, max)}`;
+  if (min !== undefined) return `min ${showNumber(flag, min)}`;
+  if (max !== undefined) return `max ${showNumber(flag, max)}`;
+  return '';
+}
+
+/** The flag's type as shown in `--help`: an enum lists its choices, a bounded number its range. */
 export function formatType(flag: FlagDefinition): string {
-  return flag.type === 'enum' ? flag.choices.join('|') : flag.type;
+  if (flag.type === 'enum') return flag.choices.join('|');
+  const range = formatRange(flag);
+  return range ? `${flag.type}, ${range}` : flag.type;
 }
 
 /** Validator for path flags: empty (not set) or absolute, since daemons must not depend on cwd. */

@@ -2,7 +2,7 @@
 // and `--help`, so the docs cannot describe flags that do not exist or defaults that changed.
 
 import type { CommandSpec } from './command.js';
-import { type FlagDefinition, formatDefault } from './flag.js';
+import { type FlagDefinition, formatDefault, formatRange } from './flag.js';
 import { flagMeaning, groupFlags, SYNTAX_NOTE } from './help.js';
 
 /** Make text safe inside a table cell: pipes escaped, `<` outside code spans escaped. */
@@ -16,7 +16,8 @@ function cell(text: string): string {
 
 function typeCell(flag: FlagDefinition): string {
   if (flag.type === 'enum') return `one of ${flag.choices.map((c) => `\`${c}\``).join(', ')}`;
-  return flag.type;
+  const range = formatRange(flag);
+  return range ? `${flag.type} (${cell(range)})` : flag.type;
 }
 
 function meaningCell(flag: FlagDefinition): string {

@@ -10,6 +10,8 @@ const FLAGS = defineFlags([
   { name: 'zeta', type: 'bool', default: true, group: 'Main', description: 'last by name' },
   { name: 'alpha', type: 'string', default: '', group: 'Main', description: 'first by name' },
   { name: 'wait', type: 'duration', default: 1_800_000, group: 'Timing', description: 'how long' },
+  { name: 'retries', type: 'int', default: 3, min: 1, max: 9, group: 'Timing', description: 'tries' },
+  { name: 'delay', type: 'duration', default: 1_000, min: 500, group: 'Timing', description: 'pause' },
   {
     name: 'mode',
     type: 'enum',
@@ -55,6 +57,8 @@ describe('formatHelp', () => {
     assert.match(help, /^ {2}-mode="k8s" \(none\|k8s\): Reporter: none\|k8s, see <docs>$/m);
     assert.match(help, /^ {2}-items="a,b" \(list\): ungrouped list$/m);
     assert.match(help, /^ {2}-legacy_mb=0 \(int\): Deprecated \(use wait\): old knob$/m);
+    assert.match(help, /^ {2}-retries=3 \(int, 1\.\.9\): tries$/m);
+    assert.match(help, /^ {2}-delay=1s \(duration, min 500ms\): pause$/m);
     assert.match(help, /^ {2}-help: /m);
     assert.match(help, /^ {2}-version: /m);
   });
@@ -68,7 +72,9 @@ describe('formatHelp', () => {
       'mode',
       'zeta',
       'Timing',
+      'delay',
       'legacy_mb',
+      'retries',
       'wait',
       'Flags',
       'items',
@@ -89,6 +95,7 @@ describe('renderFlagReference', () => {
     assert.match(md, /^### Timing$/m);
     assert.match(md, /^\| `--wait` \| duration \| `30m0s` \| how long \|$/m);
     assert.match(md, /^\| `--zeta` \| bool \| `true` \| last by name \|$/m);
+    assert.match(md, /^\| `--retries` \| int \(1\.\.9\) \| `3` \| tries \|$/m);
     assert.equal(md.match(/^\| `--/gm)?.length, FLAGS.length);
   });
 

@@ -1,1 +1,2 @@
-export {};
+export * from './docs.js';
+export * from './flags.js';

@@ -1,0 +1,310 @@
+// Every flag of gcfsd: the names, defaults and meanings of GKE's gcfsd (see MISSION.md),
+// so that its node init scripts run unchanged, plus the few this project adds (extension).
+// The parser, `--help` and docs/configuration.md are all generated from this table.
+
+import { readFileSync } from 'node:fs';
+import { type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
+import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
+
+const FUSE = 'FUSE server';
+const BACKEND = 'Content service backend';
+const DOWNLOADER = 'Layer downloader';
+const SNAPSHOTTER = 'Snapshotter';
+const CREDENTIALS = 'Credentials';
+const MONITORING = 'Monitoring and logging';
+
+export const GCFSD_FLAGS = defineFlags([
+  // FUSE server
+  {
+    name: 'mount_point',
+    type: 'string',
+    default: '/run/gcfsd/mnt',
+    group: FUSE,
+    validate: emptyOrAbsolutePath,
+    description: 'Mount point of the Container File System FUSE filesystem',
+  },
+  {
+    name: 'async_read',
+    type: 'bool',
+    default: true,
+    group: FUSE,
+    description: 'FUSE async-read mount option',
+  },
+  {
+    name: 'max_read_ahead',
+    type: 'int',
+    default: 1048576,
+    group: FUSE,
+    description: 'FUSE max read-ahead size mount option (effective only for a positive flag value)',
+  },
+  {
+    name: 'fuse_debug',
+    type: 'bool',
+    default: false,
+    group: FUSE,
+    description: 'Enable verbose FUSE debugging',
+  },
+  {
+    name: 'ignore_fuse_intr_on_rpc',
+    type: 'bool',
+    default: true,
+    group: FUSE,
+    description: 'Switch to ignore FUSE interrupts on RPCs',
+  },
+  {
+    name: 'max_read_blocks',
+    type: 'int',
+    default: 2,
+    min: 1,
+    group: FUSE,
+    description: 'Maximum number of backend blocks to read with a file content read request',
+  },
+  {
+    name: 'fail_on_max_read_blocks',
+    type: 'bool',
+    default: false,
+    group: FUSE,
+    description: 'Switch to fail a read request that needs more blocks than max_read_blocks',
+  },
+  {
+    name: 'max_content_cache_size_mb',
+    type: 'int',
+    default: 1024,
+    min: 0,
+    group: FUSE,
+    description: 'Maximally allowed size (in MiB) of the in-memory content cache',
+  },
+  {
+    name: 'max_large_files_cache_size_mb',
+    type: 'int',
+    default: 0,
+    min: 0,
+    group: FUSE,
+    deprecated: 'use max_content_cache_size_mb',
+    description: 'Maximally allowed size (in MiB) of the former in-memory cache for large files; ignored',
+  },
+  {
+    name: 'flatten_images',
+    type: 'bool',
+    default: false,
+    group: FUSE,
+    description: 'Switch to control whether to create/add a flattened dir for every image',
+  },
+  {
+    name: 'enable_prefetching',
+    type: 'bool',
+    default: true,
+    group: FUSE,
+    description: 'Switch for the image content prefetching feature',
+  },
+  {
+    name: 'gc_period',
+    type: 'duration',
+    default: 180_000,
+    min: 0,
+    group: FUSE,
+    description: 'Garbage collection period for deleted layers/images (snapshot cleanup, 0 means disabled)',
+  },
+  {
+    name: 'images_in_use_db_path',
+    type: 'string',
+    default: '',
+    group: FUSE,
+    validate: emptyOrAbsolutePath,
+    description: 'Path of DB to persist names of images in use',
+  },
+  // Content service backend
+  {
+    name: 'addr',
+    type: 'string',
+    default: '',
+    group: BACKEND,
+    description:
+      'Container File System (cfsd) gRPC endpoint address, e.g. `dns:///cfsd.example:443`; if empty, a default address is constructed',
+  },
+  {
+    name: 'try_direct_path',
+    type: 'bool',
+    default: true,
+    group: BACKEND,
+    description: 'Switch to decide whether to try a direct network path to the backend first, then fall back',
+  },
+  {
+    name: 'authimage_max_attempts',
+    type: 'int',
+    default: 3,
+    min: 1,
+    group: BACKEND,
+    description: 'Maximum number of AuthImage attempts on retryable failures',
+  },
+  {
+    name: 'authimage_retry_interval',
+    type: 'duration',
+    default: 1_000,
+    min: 0,
+    group: BACKEND,
+    description: 'Interval between AuthImage retries',
+  },
+  {
+    name: 'auth_refresh_period',
+    type: 'duration',
+    default: 1_800_000,
+    min: 0,
+    group: BACKEND,
+    description: 'Period to refresh image/layer authentication',
+  },
+  // Layer downloader
+  {
+    name: 'downloader',
+    type: 'bool',
+    default: false,
+    group: DOWNLOADER,
+    description: 'If true, starts the async layer downloader only, not the FUSE server',
+  },
+  {
+    name: 'downloader_uds_path',
+    type: 'string',
+    default: '/run/gcfsd/downloader.sock',
+    group: DOWNLOADER,
+    validate: emptyOrAbsolutePath,
+    description: '(Downloader only) Unix domain socket path for the downloader server/client communication',
+  },
+  {
+    name: 'layer_cache_dir',
+    type: 'string',
+    default: '',
+    group: DOWNLOADER,
+    validate: emptyOrAbsolutePath,
+    description: 'Directory path where downloaded/untarred layers are stored',
+  },
+  {
+    name: 'max_layer_downloads',
+    type: 'int',
+    default: 3,
+    min: 1,
+    group: DOWNLOADER,
+    description: 'Maximum number of concurrent downloads for layer caching',
+  },
+  // Snapshotter (containerd proxy plugin): gcfsd's own socket is not a flag upstream.
+  {
+    name: 'snapshotter_uds_path',
+    type: 'string',
+    default: '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
+    group: SNAPSHOTTER,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description:
+      "Unix domain socket of the containerd snapshotter service (containerd's proxy_plugins address)",
+  },
+  {
+    name: 'snapshotter_root',
+    type: 'string',
+    default: '/var/lib/containerd/io.containerd.snapshotter.v1.gcfs/snapshotter',
+    group: SNAPSHOTTER,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description: 'Directory where the snapshotter keeps its metadata and snapshot directories',
+  },
+  // Credentials
+  {
+    name: 'add_pull_secret',
+    type: 'string',
+    default: '',
+    group: CREDENTIALS,
+    sensitive: true,
+    description:
+      'Pull secret in one of accepted formats: `<image>,[file:]oauth2accesstoken:*`, `<image>,[file:]_json_key:*`, `<image>,[file:]_json_key_base64:*`',
+  },
+  {
+    name: 'enable_pull_secret_keychain',
+    type: 'bool',
+    default: false,
+    group: CREDENTIALS,
+    description: 'Enable the pull secret keychain, needed for Kubernetes image pull secrets',
+  },
+  {
+    name: 'test_pull_secret',
+    type: 'string',
+    default: '',
+    group: CREDENTIALS,
+    sensitive: true,
+    description: '`{username}:{password}` image pull secret for manual testing purpose only',
+  },
+  // Monitoring and logging
+  {
+    name: 'client_name',
+    type: 'string',
+    default: '',
+    group: MONITORING,
+    description: 'Free form client name used for monitoring',
+  },
+  {
+    name: 'client_uid',
+    type: 'string',
+    default: '',
+    group: MONITORING,
+    description: 'Unique client identifier; if empty, the machine id (/etc/machine-id) is used',
+  },
+  {
+    name: 'client_version',
+    type: 'string',
+    default: '0.0',
+    group: MONITORING,
+    description: 'Free form client version used for monitoring',
+  },
+  {
+    name: 'event_reporter_type',
+    type: 'enum',
+    choices: ['none', 'k8s'],
+    default: 'k8s',
+    group: MONITORING,
+    description: 'Event reporter type (Kubernetes Events about image streaming): none|k8s',
+  },
+  {
+    name: 'metrics_flavor',
+    type: 'string',
+    default: 'gke',
+    group: MONITORING,
+    description: 'Flavor of the metrics',
+  },
+  {
+    name: 'port',
+    type: 'int',
+    default: 11253,
+    min: 0,
+    max: 65535,
+    group: MONITORING,
+    description: 'The port that gcfsd will listen to for Prometheus metrics',
+  },
+  {
+    name: 'log_formatter',
+    type: 'enum',
+    choices: LOG_FORMATS,
+    default: 'text',
+    group: MONITORING,
+    description: 'logrus log formatter (text, json)',
+  },
+  {
+    name: 'log_level',
+    type: 'enum',
+    choices: LOG_LEVELS,
+    default: 'info',
+    group: MONITORING,
+    description: 'logrus logging level (debug, info, warn, error, fatal)',
+  },
+]);
+
+export type GcfsdConfig = FlagValues<typeof GCFSD_FLAGS>;
+
+// dist/src/flags.js → the package's own package.json
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export const GCFSD_COMMAND: CommandSpec<typeof GCFSD_FLAGS> = {
+  program: 'gcfsd',
+  version,
+  summary:
+    'The node daemon of gcfs image streaming: FUSE server and containerd snapshotter, or with --downloader the async layer downloader.',
+  flags: GCFSD_FLAGS,
+};

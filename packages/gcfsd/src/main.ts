@@ -1,0 +1,30 @@
+// The gcfsd executable. It parses its flags and sets up logging; the FUSE server, the
+// snapshotter and the layer downloader arrive in later issues, so until then it says
+// plainly that there is nothing to run rather than pretending to serve.
+
+import { loggableValues, resolveCommandLine } from '@gcfs/cli';
+import { createLogger, registerSecret } from '@gcfs/core';
+import { GCFSD_COMMAND } from './flags.js';
+
+function main(argv: readonly string[]): number {
+  const commandLine = resolveCommandLine(GCFSD_COMMAND, argv);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const config = commandLine.values;
+  registerSecret(config.add_pull_secret);
+  registerSecret(config.test_pull_secret);
+
+  const logger = createLogger({ level: config.log_level, format: config.log_formatter });
+  logger.debug('Starting gcfsd', { version: GCFSD_COMMAND.version, node: process.version });
+  for (const message of commandLine.deprecations) logger.warn(message);
+  logger.debug('Effective configuration', loggableValues(GCFSD_COMMAND.flags, config));
+
+  const missing = config.downloader
+    ? 'the async layer downloader (--downloader) is'
+    : 'the FUSE server, the containerd snapshotter and the content service client are';
+  logger.fatal(`gcfsd ${GCFSD_COMMAND.version} cannot run: ${missing} not built yet`, {
+    module: 'main',
+  });
+  return 1;
+}
+
+process.exitCode = main(process.argv.slice(2));

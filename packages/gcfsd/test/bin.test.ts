@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { GCFSD_FLAGS } from '../src/flags.js';
+
+// dist/test/bin.test.js → packages/gcfsd/bin/gcfsd
+const BIN = fileURLToPath(new URL('../../bin/gcfsd', import.meta.url));
+// The machine's PATH puts Debian's Node 20 first: the bin must not use it.
+const ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` };
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gcfsd-bin-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function gcfsd(args: string[], options: { cwd?: string; bin?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      options.bin ?? BIN,
+      args,
+      // the timeout only stops a hung child from hanging the suite
+      { cwd: options.cwd ?? tmpdir(), env: ENV, timeout: 60_000, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const code = err ? (err as { code?: unknown }).code : 0;
+        if (typeof code !== 'number') reject(err);
+        else resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((l) => l !== '');
+}
+
+describe('bin/gcfsd', () => {
+  it('prints --help listing every flag and exits 0, from another cwd with /usr/bin first on PATH', async (t) => {
+    const run = await gcfsd(['--help'], { cwd: await tempDir(t) });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, '');
+    for (const flag of GCFSD_FLAGS) assert.match(run.stdout, new RegExp(`^ {2}-${flag.name}=`, 'm'));
+  });
+
+  it('prints its version with -version', async () => {
+    const run = await gcfsd(['-version']);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /^gcfsd \d+\.\d+\.\d+\n$/);
+  });
+
+  it('works through a symlink, as npm links it into node_modules/.bin', async (t) => {
+    const dir = await tempDir(t);
+    const link = join(dir, 'gcfsd');
+    await symlink(BIN, link);
+    const run = await gcfsd(['--version'], { bin: link, cwd: dir });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^gcfsd /);
+  });
+
+  it('exits 2 with one line naming an unknown flag', async () => {
+    for (const arg of ['--no_such_flag=1', '-no_such_flag']) {
+      const run = await gcfsd([arg]);
+      assert.equal(run.code, 2);
+      assert.deepEqual(lines(run.stderr), ['gcfsd: unknown flag --no_such_flag']);
+      assert.equal(run.stdout, '');
+    }
+  });
+
+  it('exits 2 with one line naming the flag for a bad duration, int or enum', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['-gc_period=3x'], /^gcfsd: invalid flag --gc_period: "3x" is not a duration/],
+      [['--auth_refresh_period', '30'], /^gcfsd: invalid flag --auth_refresh_period: "30" is not a duration/],
+      [['--port=http'], /^gcfsd: invalid flag --port: "http" is not an integer$/],
+      [['-max_read_blocks', '1.5'], /^gcfsd: invalid flag --max_read_blocks: "1.5" is not an integer$/],
+      [
+        ['--log_level=trace'],
+        /^gcfsd: invalid flag --log_level: "trace" must be one of debug, info, warn, error, fatal$/,
+      ],
+      [['--async_read=maybe'], /^gcfsd: invalid flag --async_read: "maybe" is not a boolean/],
+    ];
+    for (const [args, expected] of cases) {
+      const run = await gcfsd(args);
+      assert.equal(run.code, 2, args.join(' '));
+      const stderr = lines(run.stderr);
+      assert.equal(stderr.length, 1, run.stderr);
+      assert.match(stderr[0] ?? '', expected);
+    }
+  });
+
+  it('never echoes a pull secret given with a bad value', async () => {
+    const run = await gcfsd(['--test_pull_secret']);
+    assert.equal(run.code, 2);
+    assert.deepEqual(lines(run.stderr), ['gcfsd: invalid flag --test_pull_secret: missing value']);
+  });
+
+  it('logs the effective configuration at debug, then exits 1 saying what is not built yet', async () => {
+    const run = await gcfsd([
+      '-log_level=debug',
+      '-log_formatter=json',
+      '-gc_period=0',
+      '--test_pull_secret=someone:Sup3rSecretPw',
+      '--max_large_files_cache_size_mb=36',
+    ]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, '');
+    assert.ok(!run.stderr.includes('Sup3rSecretPw'), 'the pull secret reached the log');
+    const records = lines(run.stderr).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const [start, warning, config, fatal] = records;
+    assert.equal(records.length, 4, run.stderr);
+    assert.match(String(start?.node), /^v24\./, "not run on the project's Node 24");
+    assert.equal(warning?.level, 'warn');
+    assert.match(String(warning?.msg), /--max_large_files_cache_size_mb is deprecated/);
+    assert.equal(config?.level, 'debug');
+    assert.equal(config?.gc_period, '0s');
+    assert.equal(config?.log_level, 'debug');
+    assert.equal(config?.mount_point, '/run/gcfsd/mnt');
+    assert.equal(fatal?.level, 'fatal');
+    assert.match(String(fatal?.msg), /FUSE server.*not built yet/);
+  });
+
+  it('says the downloader is not built yet when started with -downloader', async () => {
+    const run = await gcfsd(['-downloader', '-downloader_uds_path', '/run/gcfsd/downloader.sock']);
+    assert.equal(run.code, 1);
+    const stderr = lines(run.stderr);
+    assert.equal(stderr.length, 1, run.stderr);
+    assert.match(stderr[0] ?? '', /^time=\S+ level=fatal msg=".*downloader.*not built yet" module=main$/);
+  });
+});

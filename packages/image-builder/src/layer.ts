@@ -81,7 +81,8 @@ export async function buildLayer(
   const temp = layout.tempBlobPath();
   try {
     await pipeline([
-      Readable.from(tarBytes(membersOf(entries), spec.longNames)),
+      // One chunk in flight between generator and hashing: the pipeline's buffers stay small.
+      Readable.from(tarBytes(membersOf(entries), spec.longNames), { highWaterMark: 1 }),
       digestTap(uncompressed),
       ...compressor(compression, options),
       digestTap(compressed),

@@ -1,7 +1,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import type { SeededContent } from './spec.js';
 
-const CHUNK = 1024 * 1024;
+const CHUNK = 256 * 1024;
 const ZEROS = Buffer.alloc(CHUNK);
 
 /**

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import type { LayerCompression } from '@gcfs/core';
 import { diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
 import { buildImage, type Entry, type LongNameFormat } from '../src/index.js';
 import { ENTRIES, expectedTree, LONG_DIR, sha256 } from './fixtures.js';
+
+const run = promisify(execFile);
 
 const CASES: Array<[LayerCompression, LongNameFormat]> = [
   ['gzip', 'pax'],
@@ -38,6 +42,9 @@ for (const [compression, longNames] of CASES) {
     await gnuTarExtract(blob, out, { compression });
     const differences = diffTrees(await expectedTree(ENTRIES), await snapshotTree(out));
     assert.deepEqual(differences, []);
+    // Owner names are in the headers too (the extraction above went by numbers).
+    const { stdout } = await run('tar', ['-tvf', blob]);
+    assert.match(stdout, /someone\/group .* etc\/binary\n/);
   });
 }
 

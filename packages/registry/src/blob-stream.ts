@@ -62,6 +62,12 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
     while (true) {
       const res = await options.open(offset);
       let skip = bytesToSkip(res, offset, what);
+      const announced = Number(header(res, 'content-length') ?? Number.NaN);
+      if (Number.isFinite(announced) && announced !== desc.size - offset + skip) {
+        res.body.destroy();
+        throw sizeMismatch(desc, `the registry announces ${announced + offset - skip}`, what);
+      }
+      let reason: string;
       try {
         for await (const chunk of res.body) {
           let data = chunk as Buffer;
@@ -77,9 +83,9 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
           failures = 0;
           yield data;
         }
-        if (offset === desc.size) break;
-        failures++;
-        if (failures >= options.maxAttempts) throw sizeMismatch(desc, `got ${offset}`, what);
+        // A body that ended cleanly was complete as far as the server knows: no point resuming.
+        if (offset !== desc.size) throw sizeMismatch(desc, `got ${offset}`, what);
+        break;
       } catch (err) {
         if (signal?.aborted) throw abortError(signal);
         if (err instanceof GcfsError) throw err;
@@ -88,6 +94,7 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
             cause: err,
           });
         }
+        reason = describeError(err);
         if (++failures >= options.maxAttempts) {
           throw new GcfsError(ErrorCode.RegistryUnavailable, `${what}: connection lost at byte ${offset}`, {
             cause: err,
@@ -100,7 +107,7 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
         digest: desc.digest,
         offset,
         attempt: failures,
-        reason: 'connection lost',
+        reason,
       });
       await sleep(backoffDelay(failures, options.backoff), signal);
     }

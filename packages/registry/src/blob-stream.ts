@@ -13,7 +13,7 @@ import {
   sleep,
 } from '@gcfs/core';
 import type { RegistryEventEmitter } from './events.js';
-import { header, parseContentRange } from './response.js';
+import { discard, header, parseContentRange } from './response.js';
 import { type HttpResponse, isRetryableNetworkError } from './transport.js';
 
 export interface BlobStreamOptions {
@@ -64,7 +64,7 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
       let skip = bytesToSkip(res, offset, what);
       const announced = Number(header(res, 'content-length') ?? Number.NaN);
       if (Number.isFinite(announced) && announced !== desc.size - offset + skip) {
-        res.body.destroy();
+        discard(res);
         throw sizeMismatch(desc, `the registry announces ${announced + offset - skip}`, what);
       }
       let reason: string;
@@ -101,7 +101,7 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
           });
         }
       } finally {
-        res.body.destroy();
+        discard(res);
       }
       options.events.emit('resume', {
         digest: desc.digest,

@@ -7,6 +7,12 @@ export function header(res: Pick<HttpResponse, 'headers'>, name: string): string
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** Drop a response body we will not read (without the abort error undici would emit unheard). */
+export function discard(res: HttpResponse): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
+}
+
 /** Read a whole response body, refusing more than `limit` bytes. */
 export async function readBody(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -14,7 +20,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   for await (const chunk of res.body) {
     total += (chunk as Buffer).length;
     if (total > limit) {
-      res.body.destroy();
+      discard(res);
       throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: response larger than ${limit} bytes`);
     }
     chunks.push(chunk as Buffer);

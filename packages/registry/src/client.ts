@@ -5,22 +5,18 @@ import {
   type BackoffOptions,
   type Descriptor,
   type Digest,
-  describeError,
   digestAlgorithm,
   digestOf,
   ErrorCode,
   GcfsError,
   isDigest,
-  isGcfsError,
   MediaType,
   type Platform,
-  redactUrl,
 } from '@gcfs/core';
-import { Authenticator, repositoryScope } from './auth.js';
+import { Authenticator } from './auth.js';
 import { verifiedBlobStream } from './blob-stream.js';
 import { type Credential, type CredentialSource, CredentialStore } from './credentials.js';
 import type { RegistryEvents } from './events.js';
-import { type Capability, type Endpoint, isInsecureHost, loadEndpoints } from './hosts.js';
 import {
   type ImageManifest,
   MANIFEST_ACCEPT,
@@ -30,6 +26,7 @@ import {
   parseImageManifest,
   selectPlatform,
 } from './manifest.js';
+import { blobSize, uploadBlob, uploadManifest } from './push.js';
 import {
   formatReference,
   type ImageReference,
@@ -38,7 +35,8 @@ import {
   withDigest,
 } from './reference.js';
 import { header, parseContentRange, readBody, responseError } from './response.js';
-import { type HttpRequest, type HttpResponse, type RequestBody, Transport } from './transport.js';
+import { Router, type Send } from './router.js';
+import { type HttpResponse, Transport } from './transport.js';
 
 export interface RegistryClientOptions {
   /** A credential source (e.g. CredentialStore.fromDockerConfig()) or credentials per host. */
@@ -78,21 +76,9 @@ export interface BlobReadOptions {
   signal?: AbortSignal;
 }
 
-/** One request to a repository's API: a path under `/v2/<repo>/`, or a URL the registry gave. */
-interface ApiCall {
-  method: HttpRequest['method'];
-  path?: string;
-  url?: URL;
-  headers?: Record<string, string>;
-  body?: RequestBody;
-  signal?: AbortSignal | undefined;
-  maxAttempts?: number;
-}
-
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 // A registry that ignores Range sends the whole blob: acceptable to slice only when small.
 const MAX_UNRANGED_BLOB = 4 * 1024 * 1024;
-const ENDPOINTS_TTL_MS = 10_000;
 const IMAGE_CONFIG_TYPES = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig]);
 
 function invalidArgument(message: string): GcfsError {
@@ -102,34 +88,32 @@ function invalidArgument(message: string): GcfsError {
 /** The OCI distribution client: manifests, blobs, pushes, through mirrors, auth and retries. */
 export class RegistryClient extends EventEmitter<RegistryEvents> {
   readonly platform: Platform;
-  private readonly options: RegistryClientOptions;
   private readonly maxAttempts: number;
   private readonly backoff: BackoffOptions;
   private readonly transport: Transport;
-  private readonly auth: Authenticator;
-  private readonly endpointCache = new Map<string, { at: number; endpoints: Promise<Endpoint[]> }>();
-  private readonly plainHttpHosts = new Set<string>();
+  private readonly send: Send;
 
   constructor(options: RegistryClientOptions = {}) {
     super();
-    this.options = options;
     this.platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
     this.maxAttempts = options.maxAttempts ?? 5;
     this.backoff = options.backoff ?? { initialMs: 200, maxMs: 5000 };
-    this.transport = new Transport({
-      maxAttempts: this.maxAttempts,
-      backoff: this.backoff,
-      userAgent: options.userAgent ?? 'gcfs/0.1',
-      events: this,
-      allowPlainHttp: (url) =>
-        this.plainHttpHosts.has(url.host) || isInsecureHost(url, options.insecureHosts),
-    });
     const credentials = options.credentials;
     const source =
       credentials !== undefined && typeof (credentials as CredentialSource).get === 'function'
         ? (credentials as CredentialSource)
         : new CredentialStore({ explicit: (credentials as Record<string, Credential> | undefined) ?? {} });
-    this.auth = new Authenticator(this.transport, source, this);
+    // The transport asks the router which hosts may use plain HTTP (learnt from hosts.toml).
+    let router: Router | undefined;
+    this.transport = new Transport({
+      maxAttempts: this.maxAttempts,
+      backoff: this.backoff,
+      userAgent: options.userAgent ?? 'gcfs/0.1',
+      events: this,
+      allowPlainHttp: (url) => router?.allowsPlainHttp(url) ?? false,
+    });
+    router = new Router(options, new Authenticator(this.transport, source, this), this);
+    this.send = router.send;
   }
 
   /** Resolve a reference to an image manifest for the client's platform, with its config. */
@@ -266,90 +250,22 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
 
   /** The size of a blob (HEAD); ERR_NOT_FOUND when the registry does not have it. */
   async statBlob(ref: Reference | string, digest: Digest): Promise<number> {
-    return this.headBlob(toReference(ref), digest, 'pull');
+    return blobSize(this.send, toReference(ref), digest, 'pull');
   }
 
   /** Upload a blob unless the registry has it: monolithic PUT for bytes, streamed PATCH for streams. */
-  async pushBlob(
-    ref: Reference | string,
-    desc: Descriptor,
-    content: Uint8Array | (() => Readable),
-  ): Promise<void> {
-    const reference = toReference(ref);
-    const what = `push of blob ${desc.digest} to ${reference.registry}/${reference.repository}`;
-    if (content instanceof Uint8Array) {
-      if (content.byteLength !== desc.size) {
-        throw new GcfsError(
-          ErrorCode.SizeMismatch,
-          `${what}: ${content.byteLength} bytes, descriptor says ${desc.size}`,
-        );
-      }
-      assertDigest(desc.digest, digestOf(content, digestAlgorithm(desc.digest)), what);
-    }
-    try {
-      if ((await this.headBlob(reference, desc.digest, 'push')) === desc.size) return;
-    } catch (err) {
-      if (!isGcfsError(err, ErrorCode.NotFound)) throw err;
-    }
-    const started = await this.send(reference, 'push', { method: 'POST', path: 'blobs/uploads/' });
-    let location = await uploadLocation(started, 202, what);
-    if (!(content instanceof Uint8Array)) {
-      const patched = await this.send(reference, 'push', {
-        method: 'PATCH',
-        url: location,
-        headers: { 'content-type': 'application/octet-stream' },
-        body: content,
-        // A half-sent stream leaves the upload in an unknown state: no blind retry.
-        maxAttempts: 1,
-      });
-      location = await uploadLocation(patched, 202, what);
-    }
-    location.searchParams.set('digest', desc.digest);
-    const done = await this.send(reference, 'push', {
-      method: 'PUT',
-      url: location,
-      headers: { 'content-type': 'application/octet-stream' },
-      body: content instanceof Uint8Array ? content : new Uint8Array(0),
-    });
-    if (done.status !== 201) throw await responseError(done, what);
-    await done.body.dump();
+  pushBlob(ref: Reference | string, desc: Descriptor, content: Uint8Array | (() => Readable)): Promise<void> {
+    return uploadBlob(this.send, toReference(ref), desc, content);
   }
 
   /** Store a manifest under the reference's tag (or digest); returns its digest. */
-  async pushManifest(ref: Reference | string, mediaType: string, body: Uint8Array): Promise<Digest> {
-    const reference = toReference(ref);
-    const what = `push of manifest ${formatReference(reference)}`;
-    const digest = digestOf(body, reference.digest ? digestAlgorithm(reference.digest) : 'sha256');
-    if (reference.digest) assertDigest(reference.digest, digest, what);
-    const res = await this.send(reference, 'push', {
-      method: 'PUT',
-      path: `manifests/${reference.tag ?? reference.digest}`,
-      headers: { 'content-type': mediaType },
-      body,
-    });
-    if (res.status !== 201 && res.status !== 200) throw await responseError(res, what);
-    await res.body.dump();
-    const stored = header(res, 'docker-content-digest');
-    if (isDigest(stored) && digestAlgorithm(stored) === digestAlgorithm(digest))
-      assertDigest(digest, stored, what);
-    return digest;
+  pushManifest(ref: Reference | string, mediaType: string, body: Uint8Array): Promise<Digest> {
+    return uploadManifest(this.send, toReference(ref), mediaType, body);
   }
 
   /** Close pooled connections; the client is not usable afterwards. */
   async close(): Promise<void> {
     await this.transport.close();
-  }
-
-  private async headBlob(reference: Reference, digest: Digest, capability: Capability): Promise<number> {
-    const what = `blob ${digest} of ${reference.registry}/${reference.repository}`;
-    const res = await this.send(reference, capability, { method: 'HEAD', path: `blobs/${digest}` });
-    if (res.status !== 200) throw await responseError(res, what);
-    await res.body.dump();
-    const size = Number(header(res, 'content-length'));
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: HEAD without a Content-Length`);
-    }
-    return size;
   }
 
   /** GET a blob from `start` (to `end` inclusive); throws for anything but 200/206. */
@@ -372,81 +288,4 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
     }
     return res;
   }
-
-  private endpoints(registry: string): Promise<Endpoint[]> {
-    const cached = this.endpointCache.get(registry);
-    if (cached && Date.now() - cached.at < ENDPOINTS_TTL_MS) return cached.endpoints;
-    const endpoints = loadEndpoints(registry, this.options).then((list) => {
-      for (const endpoint of list) {
-        if (endpoint.base.protocol === 'http:') this.plainHttpHosts.add(endpoint.base.host);
-      }
-      return list;
-    });
-    this.endpointCache.set(registry, { at: Date.now(), endpoints });
-    endpoints.catch(() => this.endpointCache.delete(registry));
-    return endpoints;
-  }
-
-  /**
-   * Send one API call: pulls try the endpoints able to serve them in order (mirrors, then
-   * the upstream), moving on when one cannot serve (network, 5xx, 429, a mirror's 404);
-   * pushes go to the upstream only. Returns the response; callers map statuses to errors.
-   */
-  private async send(reference: Reference, capability: Capability, call: ApiCall): Promise<HttpResponse> {
-    const all = await this.endpoints(reference.registry);
-    const endpoints = all.filter((e) => (capability === 'push' ? !e.mirror : e.capabilities.has(capability)));
-    if (endpoints.length === 0) {
-      throw new GcfsError(ErrorCode.Config, `no endpoint of ${reference.registry} can ${capability}`, {
-        hint: 'check the capabilities in its hosts.toml',
-      });
-    }
-    const scope = repositoryScope(reference.repository, capability === 'push');
-    for (const [i, endpoint] of endpoints.entries()) {
-      const last = i === endpoints.length - 1;
-      const url = call.url ?? new URL(`${endpoint.base.href}/${reference.repository}/${call.path ?? ''}`);
-      // Mirrors learn which upstream is meant, as containerd tells them.
-      if (endpoint.mirror && !call.url) url.searchParams.set('ns', reference.registry);
-      const target = {
-        origin: endpoint.base.origin,
-        credentialHost: endpoint.mirror ? endpoint.base.host : reference.registry,
-      };
-      const request: HttpRequest = {
-        method: call.method,
-        url,
-        headers: { ...endpoint.headers, ...call.headers },
-        signal: call.signal,
-        ...(call.body === undefined ? {} : { body: call.body }),
-        ...(endpoint.tls ? { tls: endpoint.tls } : {}),
-      };
-      const maxAttempts = call.maxAttempts ?? (last ? undefined : 1);
-      if (maxAttempts !== undefined) request.maxAttempts = maxAttempts;
-      let reason: string;
-      try {
-        const res = await this.auth.request(target, scope, request);
-        const cannotServe =
-          res.status >= 500 || res.status === 429 || (endpoint.mirror && res.status === 404);
-        if (last || !cannotServe) return res;
-        await res.body.dump();
-        reason = `HTTP ${res.status}`;
-      } catch (err) {
-        if (last || !isGcfsError(err, ErrorCode.RegistryUnavailable)) throw err;
-        reason = describeError(err);
-      }
-      this.emit('fallback', {
-        endpoint: redactUrl(endpoint.base),
-        next: redactUrl(endpoints[i + 1]!.base),
-        reason,
-      });
-    }
-    throw new GcfsError(ErrorCode.Internal, 'unreachable: no endpoint answered');
-  }
-}
-
-/** The upload URL from a registry's Location header (relative or absolute). */
-async function uploadLocation(res: HttpResponse, status: number, what: string): Promise<URL> {
-  if (res.status !== status) throw await responseError(res, what);
-  await res.body.dump();
-  const location = header(res, 'location');
-  if (!location) throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: upload answer without Location`);
-  return new URL(location, res.url);
 }

@@ -74,6 +74,14 @@ export async function uploadBlob(
       maxAttempts: 1,
     });
     location = await uploadLocation(patched, what);
+    // The registry says what it received; a stream of the wrong length must not be committed.
+    const received = /^(?:bytes=)?0-(\d+)$/.exec(header(patched, 'range') ?? '');
+    if (received && Number(received[1]) + 1 !== desc.size) {
+      throw new GcfsError(
+        ErrorCode.SizeMismatch,
+        `${what}: the stream gave ${Number(received[1]) + 1} bytes, descriptor says ${desc.size}`,
+      );
+    }
   }
   // The registry checks the digest of what it received (DIGEST_INVALID → ERR_DIGEST_MISMATCH).
   location.searchParams.set('digest', desc.digest);

@@ -54,6 +54,17 @@ describe('against an open docker-registry', () => {
     await assert.rejects(client.pushBlob(target, { ...desc, digest: digestOf('other') }, bytes), (err) =>
       isGcfsError(err, ErrorCode.DigestMismatch),
     );
+    // A stream that does not match its descriptor is refused, by us (size) or by the registry (digest).
+    const other = randomBytes(1000);
+    await assert.rejects(
+      client.pushBlob(target, descriptorOf(MediaType.OciLayer, other), () => Readable.from([other, other])),
+      (err) => isGcfsError(err, ErrorCode.SizeMismatch),
+    );
+    const twin = Buffer.from(other).fill(7, 0, 1);
+    await assert.rejects(
+      client.pushBlob(target, descriptorOf(MediaType.OciLayer, other), () => Readable.from([twin])),
+      (err) => isGcfsError(err, ErrorCode.DigestMismatch),
+    );
   });
 
   test('an index is followed to the configured platform', async (t) => {

@@ -135,6 +135,28 @@ describe('against an open docker-registry', () => {
     );
   });
 
+  test('aborting a blob stream ends it with ERR_ABORTED', async () => {
+    const target = ref(registry.host, 'team/abort');
+    const bytes = randomBytes(8 * 1024 * 1024);
+    const desc = descriptorOf(MediaType.OciLayer, bytes);
+    await client.pushBlob(target, desc, bytes);
+    const controller = new AbortController();
+    let received = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of client.openBlobStream(target, desc, { signal: controller.signal })) {
+          received += (chunk as Buffer).length;
+          controller.abort();
+        }
+      })(),
+      (err) => isGcfsError(err, ErrorCode.Aborted),
+    );
+    assert.ok(received < bytes.length);
+    await assert.rejects(client.fetchBlob(target, desc, { signal: controller.signal }), (err) =>
+      isGcfsError(err, ErrorCode.Aborted),
+    );
+  });
+
   test('404s: unknown tags, repositories and blobs', async () => {
     await pushImage(client, ref(registry.host, 'team/known'));
     const missing = { mediaType: MediaType.OciLayer, digest: digestOf('missing'), size: 7 };

@@ -22,7 +22,7 @@ const patterns: Array<[RegExp, string]> = [
   ],
   // JSON or key=value fields that carry secrets
   [
-    /("?(?:password|secret|auth|identitytoken|registrytoken|access_token|refresh_token|token|pull_secret|Secret)"?\s*[:=]\s*)"(?:[^"\\]|\\.)*"/gi,
+    /((?<![A-Za-z0-9_])"?(?:password|secret|auth|identitytoken|registrytoken|access_token|refresh_token|token|pull_secret|Secret)"?\s*[:=]\s*)"(?:[^"\\]|\\.)*"/gi,
     `$1"${REDACTED}"`,
   ],
 ];

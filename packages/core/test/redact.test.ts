@@ -23,6 +23,8 @@ test('redact removes secret JSON fields', () => {
   const out = redact('{"username":"alice","password":"hunter22","auth":"YWxpY2U6aHVudGVyMjI="}');
   assert.doesNotMatch(out, /hunter22|YWxpY2U6aHVudGVyMjI=/);
   assert.match(out, /"username":"alice"/);
+  // a field that merely ends in a secret-looking word is not a secret
+  assert.equal(redact('registry_auth="token"'), 'registry_auth="token"');
 });
 
 test('registered secrets are removed wherever they appear', () => {

@@ -1,0 +1,85 @@
+// Whole-blob read throughput on loopback: our registry client (streamed, digest verified)
+// against curl, alternating runs in the same process lifetime so both see the same noise.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Digester, MediaType } from '@gcfs/core';
+import { RegistryClient } from '@gcfs/registry';
+import { startRegistry } from '@gcfs/testkit';
+import { MiB, median, spread, timed, writeResult } from './lib.mjs';
+
+export async function run({ quick }) {
+  const sizeMiB = quick ? 128 : 500;
+  const runs = 5;
+  const registry = await startRegistry();
+  const blobFile = join(tmpdir(), `gcfs-bench-blob-${process.pid}`);
+  try {
+    const digester = new Digester();
+    const out = createWriteStream(blobFile);
+    for (let i = 0; i < sizeMiB; i++) {
+      const chunk = randomBytes(MiB);
+      digester.update(chunk);
+      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    }
+    await new Promise((resolve, reject) => out.end((err) => (err ? reject(err) : resolve())));
+    const desc = { mediaType: MediaType.OciLayer, digest: digester.digest(), size: sizeMiB * MiB };
+    const client = new RegistryClient({ insecureHosts: [registry.host] });
+    const ref = `${registry.host}/bench/blob:latest`;
+    await client.pushBlob(ref, desc, () => createReadStream(blobFile));
+
+    const url = `${registry.url}/v2/bench/blob/blobs/${desc.digest}`;
+    const curlSeconds = [];
+    const clientSeconds = [];
+    for (let i = 0; i < runs; i++) {
+      curlSeconds.push((await timed(() => curlToNull(url))).seconds);
+      clientSeconds.push(
+        (
+          await timed(() =>
+            pipeline(client.openBlobStream(ref, desc), new Writable({ write: (_c, _e, cb) => cb() })),
+          )
+        ).seconds,
+      );
+    }
+    await client.close();
+    const mbps = (s) => desc.size / MiB / s;
+    const result = {
+      benchmark: 'registry-throughput',
+      blob_bytes: desc.size,
+      runs,
+      curl_mib_per_s: mbps(median(curlSeconds)),
+      client_mib_per_s: mbps(median(clientSeconds)),
+      client_vs_curl: median(curlSeconds) / median(clientSeconds),
+      curl_seconds: curlSeconds,
+      client_seconds: clientSeconds,
+      noisy: spread(curlSeconds) > 0.5 || spread(clientSeconds) > 0.5,
+      note: 'client = RegistryClient.openBlobStream (sha256 verified while streaming); curl -o /dev/null (no verification)',
+    };
+    return result;
+  } finally {
+    await rm(blobFile, { force: true });
+    await registry.stop();
+  }
+}
+
+function curlToNull(url) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', ['-sSf', '-o', '/dev/null', url], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`curl exited ${code}`))));
+  });
+}
+
+export async function main(options) {
+  const result = await run(options);
+  const file = await writeResult('registry-throughput', result);
+  console.log(
+    `registry blob read, ${result.blob_bytes / MiB} MiB, median of ${result.runs}: ` +
+      `client ${result.client_mib_per_s.toFixed(0)} MiB/s, curl ${result.curl_mib_per_s.toFixed(0)} MiB/s, ` +
+      `client/curl throughput ${result.client_vs_curl.toFixed(2)}${result.noisy ? ' (noisy)' : ''} -> ${file}`,
+  );
+}

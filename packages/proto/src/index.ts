@@ -1,0 +1,3 @@
+// Generated code lives in ./gen (npm run build regenerates it from proto/).
+export * as containerfs from './gen/gcfs/containerfs/v1/containerfs.js';
+export * as health from './gen/grpc/health/v1/health.js';

@@ -26,6 +26,16 @@ export const ErrorCode = {
   Config: 'ERR_CONFIG',
   Aborted: 'ERR_ABORTED',
   Internal: 'ERR_INTERNAL',
+  /** A layer blob that is not a well-formed tar (or does not decompress). */
+  BadLayer: 'ERR_BAD_LAYER',
+  /** A tar that tries to escape its root or exceeds our limits: refused, never half-used. */
+  HostileTar: 'ERR_HOSTILE_TAR',
+  /** A well-formed tar entry of a kind we do not serve (sparse files, volume labels...). */
+  UnsupportedTarEntry: 'ERR_UNSUPPORTED_TAR_ENTRY',
+  /** A stored layer index that fails its checksum or validation. */
+  CorruptIndex: 'ERR_CORRUPT_INDEX',
+  /** A content block whose size or checksum is not what the index says. */
+  CorruptBlock: 'ERR_CORRUPT_BLOCK',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

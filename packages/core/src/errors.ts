@@ -26,6 +26,21 @@ export const ErrorCode = {
   Config: 'ERR_CONFIG',
   Aborted: 'ERR_ABORTED',
   Internal: 'ERR_INTERNAL',
+  /** Stored data failed a consistency check (truncated file, bad checksum). */
+  StoreCorrupt: 'ERR_STORE_CORRUPT',
+  /** A session token that was not issued by this service (or its key changed). */
+  SessionInvalid: 'ERR_SESSION_INVALID',
+  SessionExpired: 'ERR_SESSION_EXPIRED',
+  /** The image (or one of its layers) cannot be streamed; the node must pull it normally. */
+  NotStreamable: 'ERR_NOT_STREAMABLE',
+  /** A call names something outside what the caller's session grants. */
+  PermissionDenied: 'ERR_PERMISSION_DENIED',
+  /** The content service cannot be reached (or is overloaded) after the client's retries. */
+  BackendUnavailable: 'ERR_BACKEND_UNAVAILABLE',
+  /** A content service call did not finish within its deadline. */
+  BackendDeadlineExceeded: 'ERR_BACKEND_DEADLINE_EXCEEDED',
+  /** The content service failed a call or answered against the protocol. */
+  BackendError: 'ERR_BACKEND_ERROR',
   /** A layer blob that is not a well-formed tar (or does not decompress). */
   BadLayer: 'ERR_BAD_LAYER',
   /** A tar that tries to escape its root or exceeds our limits: refused, never half-used. */

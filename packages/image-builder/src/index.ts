@@ -1,4 +1,5 @@
 export * from './entries.js';
+export * from './fixtures.js';
 export * from './from-directory.js';
 export * from './image.js';
 export * from './layer.js';

@@ -1,0 +1,27 @@
+import { tempDirFor } from '@gcfs/testkit';
+import { CachedStore, FileStore, type LayerStore, MemoryStore } from '../../src/store/index.js';
+import { type StoreFactory, storeConformance } from './conformance.js';
+
+const fileStores: StoreFactory = async (t) => {
+  const dir = await tempDirFor(t, 'gcfs-file-store-');
+  return { open: () => FileStore.open(dir.path), persistent: true };
+};
+
+const memoryStores: StoreFactory = async () => ({
+  open: async () => new MemoryStore({ maxBytes: 256 << 20 }),
+  persistent: false,
+});
+
+/** The same harness with a block cache in front; small enough that evictions happen too. */
+function cached(inner: StoreFactory): StoreFactory {
+  return async (t) => {
+    const harness = await inner(t);
+    const wrap = (store: LayerStore) => new CachedStore(store, { maxBytes: 6 << 20 });
+    return { open: async () => wrap(await harness.open()), persistent: harness.persistent };
+  };
+}
+
+storeConformance('file', fileStores);
+storeConformance('memory', memoryStores);
+storeConformance('cached(file)', cached(fileStores));
+storeConformance('cached(memory)', cached(memoryStores));

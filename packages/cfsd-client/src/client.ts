@@ -1,0 +1,127 @@
+// The entry point gcfsd uses: one channel to cfsd, image sessions opened on it, and the
+// events its metrics count.
+
+import { EventEmitter } from 'node:events';
+import { type BackoffOptions, ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
+import type { containerfs } from '@gcfs/proto';
+import type { CfsdClientEvents } from './events.js';
+import { backoffPolicy, fixedPolicy } from './retry.js';
+import { CfsdRpc } from './rpc.js';
+import { type CallOptions, ImageSession, type RegistryCredentials } from './session.js';
+import type { CallKind } from './status.js';
+import type { TlsOptions } from './transport.js';
+
+export interface CfsdClientOptions {
+  /** `host:port`, `unix:/path` or any gRPC target (gcfsd's --addr). */
+  address: string;
+  /** TLS to cfsd; plaintext when absent. */
+  tls?: TlsOptions;
+  /** Who is calling, for cfsd's monitoring (--client_name, --client_uid, --client_version). */
+  client?: Partial<containerfs.ClientInfo>;
+  /** Deadline of each attempt, in ms, per call kind (see DEFAULT_DEADLINES_MS). */
+  deadlines?: Partial<Record<CallKind, number>>;
+  /** Retries of content calls on UNAVAILABLE, RESOURCE_EXHAUSTED and (idempotent) DEADLINE_EXCEEDED. */
+  retry?: { maxAttempts?: number; backoff?: BackoffOptions };
+  /** --authimage_max_attempts: AuthImage attempts in all on retryable failures. */
+  authImageMaxAttempts?: number;
+  /** --authimage_retry_interval, in ms. */
+  authImageRetryIntervalMs?: number;
+  /** --auth_refresh_period, in ms; 0 refreshes only before tokens expire. */
+  authRefreshPeriodMs?: number;
+}
+
+export const DEFAULT_DEADLINES_MS: Readonly<Record<CallKind, number>> = {
+  // The first AuthImage of an image may wait for it to be indexed.
+  authImage: 60_000,
+  layerIndex: 60_000,
+  readBlocks: 10_000,
+  prefetchReport: 10_000,
+  reportReads: 10_000,
+};
+
+export const DEFAULT_RETRY = { maxAttempts: 5, backoff: { initialMs: 100, maxMs: 5_000 } } as const;
+export const DEFAULT_AUTH_IMAGE_MAX_ATTEMPTS = 3;
+export const DEFAULT_AUTH_IMAGE_RETRY_INTERVAL_MS = 1_000;
+export const DEFAULT_AUTH_REFRESH_PERIOD_MS = 30 * 60_000;
+
+export interface AuthImageOptions extends CallOptions {
+  /** Wait until every layer is indexed or failed (within the AuthImage deadline). */
+  wait?: boolean;
+  /** os/architecture[/variant]; cfsd's default (linux/amd64) when absent. */
+  platform?: string;
+}
+
+export class CfsdClient extends EventEmitter<CfsdClientEvents> {
+  readonly #rpc: CfsdRpc;
+  readonly #clientInfo: containerfs.ClientInfo;
+  readonly #refreshPeriodMs: number;
+  readonly #refreshBackoff: BackoffOptions;
+  readonly #sessions = new Set<ImageSession>();
+  #closed = false;
+
+  constructor(options: CfsdClientOptions) {
+    super();
+    const backoff = options.retry?.backoff ?? DEFAULT_RETRY.backoff;
+    const authImageIntervalMs = options.authImageRetryIntervalMs ?? DEFAULT_AUTH_IMAGE_RETRY_INTERVAL_MS;
+    this.#rpc = new CfsdRpc(
+      {
+        address: options.address,
+        tls: options.tls,
+        deadlines: { ...DEFAULT_DEADLINES_MS, ...options.deadlines },
+        retry: backoffPolicy(options.retry?.maxAttempts ?? DEFAULT_RETRY.maxAttempts, backoff),
+        authImageRetry: fixedPolicy(
+          options.authImageMaxAttempts ?? DEFAULT_AUTH_IMAGE_MAX_ATTEMPTS,
+          authImageIntervalMs,
+        ),
+        reconnect: { initialMs: Math.max(1, backoff.initialMs), maxMs: backoff.maxMs },
+      },
+      this,
+    );
+    this.#clientInfo = { name: '', uid: '', version: '', ...options.client };
+    this.#refreshPeriodMs = options.authRefreshPeriodMs ?? DEFAULT_AUTH_REFRESH_PERIOD_MS;
+    this.#refreshBackoff = { initialMs: Math.max(100, authImageIntervalMs), maxMs: 60_000 };
+  }
+
+  /**
+   * Ask cfsd for a session on `image` with the caller's registry credentials. The
+   * session is returned whatever the image's status (check `streamable`); refusals
+   * (ERR_UNAUTHORIZED, ERR_DENIED, ERR_NOT_FOUND...) and exhausted retries throw.
+   */
+  async authImage(
+    image: string,
+    credentials: RegistryCredentials = {},
+    options: AuthImageOptions = {},
+  ): Promise<ImageSession> {
+    if (this.#closed) throw new GcfsError(ErrorCode.Aborted, 'the cfsd client is closed');
+    registerSecret(credentials.password);
+    registerSecret(credentials.identityToken);
+    const request: containerfs.AuthImageRequest = {
+      image,
+      credentials: { username: '', password: '', identityToken: '', ...credentials },
+      platform: options.platform ?? '',
+      wait: options.wait ?? false,
+      client: this.#clientInfo,
+    };
+    const response = await this.#rpc.authImage(request, options.signal);
+    const session: ImageSession = new ImageSession(
+      this.#rpc,
+      this,
+      {
+        authRefreshPeriodMs: this.#refreshPeriodMs,
+        refreshBackoff: this.#refreshBackoff,
+        onClose: () => this.#sessions.delete(session),
+      },
+      request,
+      response,
+    );
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** Close every session and the channel; calls in flight fail with CANCELLED. */
+  close(): void {
+    this.#closed = true;
+    for (const session of [...this.#sessions]) session.close();
+    this.#rpc.close();
+  }
+}

@@ -1,0 +1,176 @@
+import { promisify } from 'node:util';
+import { constants, crc32, zstdCompress, zstdDecompress, zstdDecompressSync } from 'node:zlib';
+import { ErrorCode, GcfsError } from '@gcfs/core';
+
+export const DEFAULT_BLOCK_SIZE = 256 * 1024;
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+export type BlockEncoding = 'zstd' | 'raw';
+
+/** What the index records of each block of the content stream. */
+export interface BlockMeta {
+  encoding: BlockEncoding;
+  /** Bytes stored (equal to uncompressedSize for raw blocks). */
+  compressedSize: number;
+  uncompressedSize: number;
+  /** crc32 (node:zlib) of the uncompressed bytes. */
+  crc32: number;
+}
+
+/** Where blocks go as they fill: a store, a network stream, memory in tests. */
+export interface BlockSink {
+  writeBlock(
+    index: number,
+    compressed: Buffer,
+    meta: { encoding: BlockEncoding; uncompressedSize: number; crc32: number },
+  ): Promise<void>;
+}
+
+export interface BlockOptions {
+  /** Bytes of content per block (the last one is shorter); default 256 KiB. */
+  blockSize?: number;
+  /** zstd level, 1-19; default 3. */
+  zstdLevel?: number;
+}
+
+const compress = promisify(zstdCompress);
+const decompress = promisify(zstdDecompress);
+
+export function checkBlockSize(blockSize: number): number {
+  if (!Number.isSafeInteger(blockSize) || blockSize < 4096 || blockSize > 64 << 20) {
+    throw new GcfsError(ErrorCode.InvalidArgument, `block size ${blockSize} is not between 4 KiB and 64 MiB`);
+  }
+  return blockSize;
+}
+
+/**
+ * Cuts the content stream into fixed-size blocks and hands each, compressed on its own,
+ * to the sink as soon as it fills: memory stays at one block whatever the layer's size,
+ * and a slow sink slows the reader down (write() waits for it).
+ */
+export class BlockWriter {
+  readonly blockSize: number;
+  readonly blocks: BlockMeta[] = [];
+  readonly #sink: BlockSink;
+  readonly #level: number;
+  #buffer: Buffer;
+  #filled = 0;
+  /** Bytes of content written so far: the content offset of what comes next. */
+  position = 0;
+
+  constructor(sink: BlockSink, options: BlockOptions = {}) {
+    this.blockSize = checkBlockSize(options.blockSize ?? DEFAULT_BLOCK_SIZE);
+    this.#level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+    this.#sink = sink;
+    this.#buffer = Buffer.allocUnsafe(this.blockSize);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    let at = 0;
+    while (at < chunk.length) {
+      const n = Math.min(chunk.length - at, this.blockSize - this.#filled);
+      chunk.copy(this.#buffer, this.#filled, at, at + n);
+      this.#filled += n;
+      this.position += n;
+      at += n;
+      if (this.#filled === this.blockSize) await this.#flush();
+    }
+  }
+
+  /** Emit the last, short block. */
+  async finish(): Promise<BlockMeta[]> {
+    if (this.#filled > 0) await this.#flush();
+    return this.blocks;
+  }
+
+  async #flush(): Promise<void> {
+    const data = this.#buffer.subarray(0, this.#filled);
+    const checksum = crc32(data);
+    const packed = await compress(data, { params: { [constants.ZSTD_c_compressionLevel]: this.#level } });
+    // Incompressible blocks (already compressed files) are kept raw: smaller and free to read.
+    const encoding: BlockEncoding = packed.length < data.length ? 'zstd' : 'raw';
+    const stored = encoding === 'zstd' ? packed : data;
+    const index = this.blocks.length;
+    this.blocks.push({
+      encoding,
+      compressedSize: stored.length,
+      uncompressedSize: data.length,
+      crc32: checksum,
+    });
+    await this.#sink.writeBlock(index, stored, { encoding, uncompressedSize: data.length, crc32: checksum });
+    // The sink may keep `stored` (a view of our buffer when raw): start a fresh buffer.
+    if (encoding === 'raw') this.#buffer = Buffer.allocUnsafe(this.blockSize);
+    this.#filled = 0;
+  }
+}
+
+/** A piece of a block: `length` bytes from `offset` within block `index`. */
+export interface BlockSpan {
+  index: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * The blocks holding `length` bytes of the content stream from `offset` (for a file read:
+ * contentOffset + offset in the file), in order.
+ */
+export function blockSpans(blockSize: number, offset: number, length: number): BlockSpan[] {
+  const spans: BlockSpan[] = [];
+  for (let at = offset, end = offset + length; at < end; ) {
+    const index = Math.floor(at / blockSize);
+    const inBlock = at - index * blockSize;
+    const n = Math.min(end - at, blockSize - inBlock);
+    spans.push({ index, offset: inBlock, length: n });
+    at += n;
+  }
+  return spans;
+}
+
+function corrupt(index: number, problem: string, cause?: unknown): GcfsError {
+  return new GcfsError(ErrorCode.CorruptBlock, `content block ${index}: ${problem}`, {
+    cause,
+    details: { block: index },
+  });
+}
+
+function verified(index: number, data: Buffer, meta: BlockMeta): Buffer {
+  if (data.length !== meta.uncompressedSize) {
+    throw corrupt(index, `${data.length} bytes where the index says ${meta.uncompressedSize}`);
+  }
+  if (crc32(data) !== meta.crc32) throw corrupt(index, 'crc32 mismatch');
+  return data;
+}
+
+function checkStored(index: number, stored: Buffer, meta: BlockMeta): void {
+  if (stored.length !== meta.compressedSize) {
+    throw corrupt(index, `${stored.length} stored bytes where the index says ${meta.compressedSize}`);
+  }
+}
+
+/** Decompress and verify one block against its index entry (async: zlib's thread pool). */
+export async function decodeBlock(index: number, stored: Buffer, meta: BlockMeta): Promise<Buffer> {
+  checkStored(index, stored, meta);
+  if (meta.encoding === 'raw') return verified(index, stored, meta);
+  let data: Buffer;
+  try {
+    // The bound stops a forged block from inflating without limit.
+    data = await decompress(stored, { maxOutputLength: Math.max(1, meta.uncompressedSize) });
+  } catch (err) {
+    throw corrupt(index, 'does not decompress', err);
+  }
+  return verified(index, data, meta);
+}
+
+/** decodeBlock on the calling thread, for callers that must not wait on the thread pool. */
+export function decodeBlockSync(index: number, stored: Buffer, meta: BlockMeta): Buffer {
+  checkStored(index, stored, meta);
+  if (meta.encoding === 'raw') return verified(index, stored, meta);
+  let data: Buffer;
+  try {
+    data = zstdDecompressSync(stored, { maxOutputLength: Math.max(1, meta.uncompressedSize) });
+  } catch (err) {
+    throw corrupt(index, 'does not decompress', err);
+  }
+  return verified(index, data, meta);
+}

@@ -1,0 +1,7 @@
+export * from './blocks.js';
+export * from './indexer.js';
+export * from './paths.js';
+export * from './serialize.js';
+export * from './tar-reader.js';
+export * from './toc.js';
+export * from './whiteout.js';

@@ -1,0 +1,80 @@
+import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { ErrorCode, GcfsError, isGcfsError, type LayerCompression, layerCompression } from '@gcfs/core';
+import { type BlockMeta, type BlockOptions, type BlockSink, BlockWriter } from './blocks.js';
+import { TarReader, type TarReaderOptions } from './tar-reader.js';
+import { TocBuilder, type TocEntry } from './toc.js';
+
+/** Everything cfsd stores about one layer besides its blocks. */
+export interface LayerIndex {
+  /** Sorted by name, the root (`''`) first. */
+  entries: TocEntry[];
+  blockSize: number;
+  blocks: BlockMeta[];
+  /** Bytes of the content stream: all regular files' contents in tar order. */
+  contentSize: number;
+  /** Bytes of the uncompressed tar. */
+  tarSize: number;
+  /** Members in the tar (PAX and GNU extension headers not counted). */
+  entryCount: number;
+}
+
+export interface IndexOptions extends BlockOptions, TarReaderOptions {}
+
+/**
+ * Read an uncompressed layer tar once: the table of contents, and the content stream cut into
+ * compressed blocks delivered to `sink` as they fill. Hostile or malformed input rejects with
+ * ERR_BAD_LAYER / ERR_HOSTILE_TAR / ERR_UNSUPPORTED_TAR_ENTRY; a stream error (say, a
+ * corrupt gzip upstream) with ERR_BAD_LAYER and the cause.
+ */
+export async function indexLayer(
+  source: AsyncIterable<Uint8Array>,
+  sink: BlockSink,
+  options: IndexOptions = {},
+): Promise<LayerIndex> {
+  const reader = new TarReader(source, options);
+  const blocks = new BlockWriter(sink, options);
+  const toc = new TocBuilder();
+  let entryCount = 0;
+  try {
+    for await (const member of reader) {
+      entryCount++;
+      const entry = toc.add(member, blocks.position);
+      if (entry?.type !== 'file') continue;
+      for await (const chunk of member.body) await blocks.write(chunk);
+    }
+    return {
+      entries: toc.finish(),
+      blockSize: blocks.blockSize,
+      blocks: await blocks.finish(),
+      contentSize: blocks.position,
+      tarSize: reader.bytesRead,
+      entryCount,
+    };
+  } catch (err) {
+    if (isGcfsError(err)) throw err;
+    throw new GcfsError(ErrorCode.BadLayer, 'layer could not be read', { cause: err });
+  }
+}
+
+/** The compression of a layer media type; unknown types are refused. */
+export function compressionOf(mediaType: string): LayerCompression {
+  const compression = layerCompression(mediaType);
+  if (compression === undefined) {
+    throw new GcfsError(ErrorCode.UnsupportedMediaType, `${mediaType} is not a layer media type we can read`);
+  }
+  return compression;
+}
+
+/**
+ * The uncompressed tar of a layer blob stream. Errors of either stream (a corrupt gzip, a
+ * failed download) reach whoever reads the result; destroying the result stops the source.
+ */
+export function decompressLayer(blob: Readable, compression: LayerCompression): Readable {
+  const decompressor = {
+    gzip: createGunzip,
+    zstd: createZstdDecompress,
+    none: () => new PassThrough(),
+  }[compression]();
+  return pipeline(blob, decompressor, () => {});
+}

@@ -44,6 +44,30 @@ export const DEFAULT_AUTH_IMAGE_MAX_ATTEMPTS = 3;
 export const DEFAULT_AUTH_IMAGE_RETRY_INTERVAL_MS = 1_000;
 export const DEFAULT_AUTH_REFRESH_PERIOD_MS = 30 * 60_000;
 
+/** The gcfsd flags that configure the client, as packages/gcfsd/src/flags.ts names them (ms for durations). */
+export interface CfsdClientFlags {
+  addr: string;
+  auth_refresh_period: number;
+  authimage_max_attempts: number;
+  authimage_retry_interval: number;
+  client_name: string;
+  client_uid: string;
+  client_version: string;
+}
+
+export function clientOptionsFromFlags(flags: CfsdClientFlags): CfsdClientOptions {
+  if (flags.addr === '') {
+    throw new GcfsError(ErrorCode.Config, 'no cfsd address', { hint: 'set --addr' });
+  }
+  return {
+    address: flags.addr,
+    client: { name: flags.client_name, uid: flags.client_uid, version: flags.client_version },
+    authImageMaxAttempts: flags.authimage_max_attempts,
+    authImageRetryIntervalMs: flags.authimage_retry_interval,
+    authRefreshPeriodMs: flags.auth_refresh_period,
+  };
+}
+
 export interface AuthImageOptions extends CallOptions {
   /** Wait until every layer is indexed or failed (within the AuthImage deadline). */
   wait?: boolean;

@@ -5,6 +5,13 @@ function toBuffer(chunk: Uint8Array | string): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
+/** A Readable, an async generator, or plain chunks in memory. */
+export type ChunkSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>;
+
+async function* toAsync(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* chunks;
+}
+
 /**
  * Pull-based reads over an async iterable of chunks. Nothing is read from the source before
  * it is asked for, so a slow consumer holds back the producer (backpressure), and at most
@@ -17,8 +24,8 @@ export class ByteSource {
   /** Bytes handed out (or skipped) so far. */
   position = 0;
 
-  constructor(source: AsyncIterable<Uint8Array | string>) {
-    this.#iterator = source[Symbol.asyncIterator]();
+  constructor(source: ChunkSource) {
+    this.#iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : toAsync(source);
   }
 
   async #fill(): Promise<boolean> {

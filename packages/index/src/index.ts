@@ -1,4 +1,5 @@
 export * from './blocks.js';
+export type { ChunkSource } from './byte-source.js';
 export * from './indexer.js';
 export * from './paths.js';
 export * from './serialize.js';

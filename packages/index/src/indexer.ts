@@ -2,6 +2,7 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { ErrorCode, GcfsError, isGcfsError, type LayerCompression, layerCompression } from '@gcfs/core';
 import { type BlockMeta, type BlockOptions, type BlockSink, BlockWriter } from './blocks.js';
+import type { ChunkSource } from './byte-source.js';
 import { TarReader, type TarReaderOptions } from './tar-reader.js';
 import { TocBuilder, type TocEntry } from './toc.js';
 
@@ -28,7 +29,7 @@ export interface IndexOptions extends BlockOptions, TarReaderOptions {}
  * corrupt gzip upstream) with ERR_BAD_LAYER and the cause.
  */
 export async function indexLayer(
-  source: AsyncIterable<Uint8Array>,
+  source: ChunkSource,
   sink: BlockSink,
   options: IndexOptions = {},
 ): Promise<LayerIndex> {

@@ -11,7 +11,7 @@ import { compareNames, type EntryType, type TocEntry } from './toc.js';
 // that is well-formed but inconsistent: a damaged index is an error, never a wrong file.
 const MAGIC = Buffer.from('GCFSIDX\x01', 'latin1');
 const DIGEST_SIZE = 32;
-const MAX_JSON = 4 << 30;
+const MAX_JSON = 2 ** 31;
 const ENTRY_TYPES = new Set<EntryType>([
   'file',
   'dir',
@@ -126,7 +126,8 @@ function validate(stored: unknown): LayerIndex {
     return entry;
   });
   for (const entry of entries) {
-    const target = entry.type === 'hardlink' ? byName.get(entry.linkName) : entry;
+    if (entry.type !== 'hardlink') continue;
+    const target = byName.get(entry.linkName);
     if (!target || target.type === 'dir' || target.type === 'whiteout') {
       throw corrupt(`hard link ${JSON.stringify(entry.name)} leads nowhere`);
     }

@@ -1,5 +1,5 @@
 import { ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
-import { ByteSource } from './byte-source.js';
+import { ByteSource, type ChunkSource } from './byte-source.js';
 import { normalizeLayerPath } from './paths.js';
 import { parsePaxRecords, paxInteger, paxTime, paxXattrs } from './pax.js';
 import {
@@ -102,7 +102,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   #padding = 0;
   #generation = 0;
 
-  constructor(source: AsyncIterable<Uint8Array | string>, options: TarReaderOptions = {}) {
+  constructor(source: ChunkSource, options: TarReaderOptions = {}) {
     this.#source = new ByteSource(source);
     this.#maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.#maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
@@ -318,6 +318,6 @@ function truncated(place: Place): GcfsError {
 }
 
 /** Read a tar: `for await (const entry of readTar(stream)) { for await (const chunk of entry.body) ... }`. */
-export function readTar(source: AsyncIterable<Uint8Array | string>, options?: TarReaderOptions): TarReader {
+export function readTar(source: ChunkSource, options?: TarReaderOptions): TarReader {
   return new TarReader(source, options);
 }

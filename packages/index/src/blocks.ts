@@ -4,6 +4,7 @@ import { ErrorCode, GcfsError } from '@gcfs/core';
 
 export const DEFAULT_BLOCK_SIZE = 256 * 1024;
 export const DEFAULT_ZSTD_LEVEL = 3;
+export const DEFAULT_CONCURRENCY = 4;
 
 export type BlockEncoding = 'zstd' | 'raw';
 
@@ -31,6 +32,8 @@ export interface BlockOptions {
   blockSize?: number;
   /** zstd level, 1-19; default 3. */
   zstdLevel?: number;
+  /** Blocks compressing at once; default 4 (libuv's thread pool size). */
+  concurrency?: number;
 }
 
 const compress = promisify(zstdCompress);
@@ -45,14 +48,19 @@ export function checkBlockSize(blockSize: number): number {
 
 /**
  * Cuts the content stream into fixed-size blocks and hands each, compressed on its own,
- * to the sink as soon as it fills: memory stays at one block whatever the layer's size,
- * and a slow sink slows the reader down (write() waits for it).
+ * to the sink in order as soon as it is ready. Up to `concurrency` blocks compress at once
+ * on zlib's thread pool while reading goes on; beyond that write() waits, so memory stays
+ * at a few blocks whatever the layer's size and a slow sink slows the reader down.
  */
 export class BlockWriter {
   readonly blockSize: number;
   readonly blocks: BlockMeta[] = [];
   readonly #sink: BlockSink;
   readonly #level: number;
+  readonly #concurrency: number;
+  /** Delivery of each block in flight, oldest first; each waits for the one before. */
+  readonly #inFlight: Promise<void>[] = [];
+  #tail: Promise<void> = Promise.resolve();
   #buffer: Buffer;
   #filled = 0;
   /** Bytes of content written so far: the content offset of what comes next. */
@@ -61,6 +69,7 @@ export class BlockWriter {
   constructor(sink: BlockSink, options: BlockOptions = {}) {
     this.blockSize = checkBlockSize(options.blockSize ?? DEFAULT_BLOCK_SIZE);
     this.#level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+    this.#concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
     this.#sink = sink;
     this.#buffer = Buffer.allocUnsafe(this.blockSize);
   }
@@ -77,30 +86,47 @@ export class BlockWriter {
     }
   }
 
-  /** Emit the last, short block. */
+  /** Emit the last, short block and wait until the sink has every block. */
   async finish(): Promise<BlockMeta[]> {
     if (this.#filled > 0) await this.#flush();
+    while (this.#inFlight.length > 0) await this.#inFlight.shift();
     return this.blocks;
+  }
+
+  /** After a failure: let blocks in flight settle so nothing reaches the sink later. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.#inFlight.splice(0));
   }
 
   async #flush(): Promise<void> {
     const data = this.#buffer.subarray(0, this.#filled);
-    const checksum = crc32(data);
-    const packed = await compress(data, { params: { [constants.ZSTD_c_compressionLevel]: this.#level } });
-    // Incompressible blocks (already compressed files) are kept raw: smaller and free to read.
-    const encoding: BlockEncoding = packed.length < data.length ? 'zstd' : 'raw';
-    const stored = encoding === 'zstd' ? packed : data;
-    const index = this.blocks.length;
-    this.blocks.push({
-      encoding,
-      compressedSize: stored.length,
-      uncompressedSize: data.length,
-      crc32: checksum,
-    });
-    await this.#sink.writeBlock(index, stored, { encoding, uncompressedSize: data.length, crc32: checksum });
-    // The sink may keep `stored` (a view of our buffer when raw): start a fresh buffer.
-    if (encoding === 'raw') this.#buffer = Buffer.allocUnsafe(this.blockSize);
+    this.#buffer = Buffer.allocUnsafe(this.blockSize);
     this.#filled = 0;
+    const index = this.blocks.length;
+    const meta: BlockMeta = {
+      encoding: 'raw',
+      compressedSize: 0,
+      uncompressedSize: data.length,
+      crc32: crc32(data),
+    };
+    this.blocks.push(meta);
+    const encoded = compress(data, { params: { [constants.ZSTD_c_compressionLevel]: this.#level } });
+    const delivered = Promise.all([encoded, this.#tail]).then(([packed]) => {
+      // Incompressible blocks (already compressed files) are kept raw: smaller and free to read.
+      const stored = packed.length < data.length ? packed : data;
+      meta.encoding = stored === packed ? 'zstd' : 'raw';
+      meta.compressedSize = stored.length;
+      return this.#sink.writeBlock(index, stored, {
+        encoding: meta.encoding,
+        uncompressedSize: meta.uncompressedSize,
+        crc32: meta.crc32,
+      });
+    });
+    // Handled here so that a failure seen first by finish() or abandon() is not "unhandled".
+    delivered.catch(() => {});
+    this.#tail = delivered;
+    this.#inFlight.push(delivered);
+    if (this.#inFlight.length >= this.#concurrency) await this.#inFlight.shift();
   }
 }
 

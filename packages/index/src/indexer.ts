@@ -53,6 +53,7 @@ export async function indexLayer(
       entryCount,
     };
   } catch (err) {
+    await blocks.abandon();
     if (isGcfsError(err)) throw err;
     throw new GcfsError(ErrorCode.BadLayer, 'layer could not be read', { cause: err });
   }

@@ -2,6 +2,7 @@
 // scripts/bench [--quick] [name ...]: runs the named benchmarks (all by default).
 const BENCHMARKS = {
   'registry-throughput': () => import('./registry-throughput.mjs'),
+  cfsd: () => import('./cfsd.mjs'),
 };
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

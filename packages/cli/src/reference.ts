@@ -50,3 +50,19 @@ export function renderFlagReference(spec: CommandSpec<readonly FlagDefinition[]>
   }
   return `${out.join('\n')}\n`;
 }
+
+/** docs/configuration.md: an introduction, then one section per executable. */
+export function renderConfigurationDoc(
+  sections: ReadonlyArray<CommandSpec<readonly FlagDefinition[]>>,
+): string {
+  const intro = [
+    '# Configuration reference',
+    '',
+    '<!-- Generated from the flag tables (packages/*/src/flags.ts) by `npm run docs:gen`; do not edit. -->',
+    '',
+    'Every executable is configured by command-line flags only. An unknown flag or a bad value',
+    'stops the executable with exit code 2 and one line on stderr naming the flag.',
+    `Sections: ${sections.map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
+  ].join('\n');
+  return [intro, ...sections.map((spec) => renderFlagReference(spec))].join('\n\n');
+}

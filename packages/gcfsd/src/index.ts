@@ -1,2 +1,1 @@
-export * from './docs.js';
 export * from './flags.js';

@@ -4,12 +4,11 @@ import { type StoreFactory, storeConformance } from './conformance.js';
 
 const fileStores: StoreFactory = async (t) => {
   const dir = await tempDirFor(t, 'gcfs-file-store-');
-  return { open: () => FileStore.open(dir.path), persistent: true };
+  return { open: () => FileStore.open(dir.path) };
 };
 
 const memoryStores: StoreFactory = async () => ({
   open: async () => new MemoryStore({ maxBytes: 256 << 20 }),
-  persistent: false,
 });
 
 /** The same harness with a block cache in front; small enough that evictions happen too. */
@@ -17,11 +16,11 @@ function cached(inner: StoreFactory): StoreFactory {
   return async (t) => {
     const harness = await inner(t);
     const wrap = (store: LayerStore) => new CachedStore(store, { maxBytes: 6 << 20 });
-    return { open: async () => wrap(await harness.open()), persistent: harness.persistent };
+    return { open: async () => wrap(await harness.open()) };
   };
 }
 
-storeConformance('file', fileStores);
-storeConformance('memory', memoryStores);
-storeConformance('cached(file)', cached(fileStores));
-storeConformance('cached(memory)', cached(memoryStores));
+storeConformance('file', fileStores, { persistent: true });
+storeConformance('memory', memoryStores, { persistent: false });
+storeConformance('cached(file)', cached(fileStores), { persistent: true });
+storeConformance('cached(memory)', cached(memoryStores), { persistent: false });

@@ -1,0 +1,6 @@
+export * from './flags.js';
+export * from './grpc-errors.js';
+export * from './layer-indexer.js';
+export * from './server.js';
+export * from './session.js';
+export * from './store/index.js';

@@ -1,0 +1,82 @@
+// The cfsd executable: flags, logging, the service, graceful shutdown on SIGTERM/SIGINT.
+
+import { readFile } from 'node:fs/promises';
+import { loggableValues, resolveCommandLine } from '@gcfs/cli';
+import { createLogger, describeError } from '@gcfs/core';
+import { CFSD_COMMAND } from './flags.js';
+import { startCfsd } from './server.js';
+
+async function main(argv: readonly string[]): Promise<number> {
+  const commandLine = resolveCommandLine(CFSD_COMMAND, argv);
+  if ('exitCode' in commandLine) return commandLine.exitCode;
+  const config = commandLine.values;
+  const logger = createLogger({ level: config.log_level, format: config.log_formatter }).child({
+    module: 'cfsd',
+  });
+  for (const message of commandLine.deprecations) logger.warn(message);
+  logger.debug('Effective configuration', loggableValues(CFSD_COMMAND.flags, config));
+
+  if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {
+    logger.fatal('--tls_cert_file and --tls_key_file go together');
+    return 2;
+  }
+  try {
+    const cfsd = await startCfsd({
+      listen: config.listen,
+      store: config.store,
+      ...(config.tls_cert_file
+        ? {
+            tls: {
+              certFile: config.tls_cert_file,
+              keyFile: config.tls_key_file,
+              ...(config.tls_client_ca_file ? { caFile: config.tls_client_ca_file } : {}),
+            },
+          }
+        : {}),
+      registry: {
+        ...(config.registry_hosts_dir ? { hostsDir: config.registry_hosts_dir } : {}),
+        insecureHosts: [...config.insecure_registry],
+      },
+      sessionTtlMs: config.session_ttl,
+      ...(config.session_key_file ? { sessionKey: await readFile(config.session_key_file) } : {}),
+      indexConcurrency: config.index_concurrency,
+      blockSize: config.block_size_kb * 1024,
+      maxBlocksPerRead: config.max_blocks_per_read,
+      blockCacheBytes: config.block_cache_size_mb * 1024 * 1024,
+      ...(config.metrics_listen ? { metricsListen: config.metrics_listen } : {}),
+    });
+    cfsd.indexer.on('indexed', (e) =>
+      logger.info('Layer indexed', {
+        layer: e.digest,
+        seconds: e.seconds.toFixed(3),
+        content_bytes: e.contentBytes,
+        blocks: e.blocks,
+      }),
+    );
+    cfsd.indexer.on('failed', (e) =>
+      logger.error('Layer indexing failed', { layer: e.digest, reason: e.reason, permanent: e.permanent }),
+    );
+    logger.info('cfsd serving', {
+      version: CFSD_COMMAND.version,
+      addr: cfsd.address,
+      metrics: cfsd.metricsAddress ?? 'disabled',
+      store: config.store,
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info('Shutting down', { signal });
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await cfsd.stop();
+    logger.info('cfsd stopped');
+    return 0;
+  } catch (err) {
+    logger.fatal('cfsd failed', { error: describeError(err) });
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { containerfs, health } from '@gcfs/proto';
+import { curl, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { credentials } from '@grpc/grpc-js';
+import { ALICE, connect, pushBuilt, runCfsd } from './harness.js';
+
+const CFSD_BIN = fileURLToPath(new URL('../../bin/cfsd', import.meta.url));
+const simple = {
+  layers: [{ compression: 'gzip' as const, entries: [{ type: 'file' as const, path: 'a', content: 'a\n' }] }],
+};
+
+test('open and htpasswd registries: AuthImage with the caller own credentials', async (t) => {
+  for (const auth of ['none', 'htpasswd'] as const) {
+    const registry = await startRegistry({ auth, users: [ALICE] });
+    t.after(() => registry.stop());
+    const { image } = await pushBuilt(t, registry, 'app/x', simple);
+    const { client } = await runCfsd(t);
+    const ok = await client.authImage({
+      image,
+      ...(auth === 'none' ? {} : { credentials: ALICE }),
+      wait: true,
+    });
+    assert.equal(ok.status, containerfs.ImageStatus.IMAGE_STATUS_READY, auth);
+    if (auth === 'htpasswd') {
+      await assert.rejects(client.authImage({ image, credentials: { ...ALICE, password: 'nope' } }), {
+        code: 16,
+      });
+      await assert.rejects(client.authImage({ image }), { code: 16 });
+    }
+  }
+});
+
+test('metrics, health (gRPC and HTTP) and prefetch reports', async (t) => {
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const { image } = await pushBuilt(t, registry, 'app/m', {
+    layers: [
+      {
+        compression: 'gzip',
+        entries: [
+          { type: 'file', path: 'bin/app', content: { size: 600_000, seed: 1 } },
+          { type: 'file', path: 'etc/conf', content: 'x=1\n' },
+        ],
+      },
+    ],
+  });
+  const { cfsd, client } = await runCfsd(t, { blockSize: 64 * 1024 });
+  const healthClient = new health.HealthClient(cfsd.address, credentials.createInsecure());
+  t.after(() => healthClient.close());
+  const check = promisify(healthClient.check.bind(healthClient)) as (
+    r: health.HealthCheckRequest,
+  ) => Promise<health.HealthCheckResponse>;
+  assert.equal((await check({ service: '' })).status, health.HealthCheckResponse_ServingStatus.SERVING);
+  assert.equal(
+    (await check({ service: 'gcfs.containerfs.v1.ContainerFS' })).status,
+    health.HealthCheckResponse_ServingStatus.SERVING,
+  );
+  await assert.rejects(check({ service: 'nope' }), { code: 5 });
+
+  const auth = await client.authImage({ image, wait: true });
+  const layer = auth.layers[0]!.digest;
+  await assert.rejects(
+    client.prefetchReport({ sessionToken: auth.sessionToken }),
+    { code: 9 },
+    'FAILED_PRECONDITION before any report',
+  );
+  await client.reportReads({
+    sessionToken: auth.sessionToken,
+    reads: [
+      { layerDigest: layer, path: 'etc/conf', offset: 0, length: 4, atMs: 5 },
+      { layerDigest: layer, path: 'bin/app', offset: 0, length: 600_000, atMs: 1 },
+    ],
+  });
+  const report = await client.prefetchReport({ sessionToken: auth.sessionToken });
+  assert.equal(report.reports, 1);
+  // bin/app (read first) covers blocks 0..9 of the content stream; etc/conf follows it in block 9.
+  assert.deepEqual(
+    report.ranges.map((r) => [r.firstBlock, r.count]),
+    [[0, 10]],
+  );
+  await client.readBlocks({ sessionToken: auth.sessionToken, layerDigest: layer, firstBlock: 0, count: 2 });
+
+  const metrics = (await curl(['-sS', `http://${cfsd.metricsAddress}/metrics`])).body.toString();
+  assert.match(metrics, /cfsd_requests_total\{method="AuthImage",code="OK"\} 1/);
+  assert.match(
+    metrics,
+    /cfsd_requests_total\{method="GetPrefetchImageReport",code="FAILED_PRECONDITION"\} 1/,
+  );
+  assert.match(metrics, /cfsd_layer_index_duration_seconds_count 1/);
+  assert.match(metrics, /cfsd_block_bytes_served_total [1-9]/);
+  assert.match(metrics, /cfsd_block_cache_hit_ratio/);
+  assert.equal((await curl(['-sS', `http://${cfsd.metricsAddress}/healthz`])).status, 200);
+});
+
+test('serves on a Unix socket and over TLS', async (t) => {
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const { image } = await pushBuilt(t, registry, 'app/s', simple);
+  const dir = await tempDirFor(t, 'gcfs-cfsd-sock-');
+  const { client } = await runCfsd(t, { listen: `unix:${join(dir.path, 'cfsd.sock')}` });
+  assert.equal(
+    (await client.authImage({ image, wait: true })).status,
+    containerfs.ImageStatus.IMAGE_STATUS_READY,
+  );
+
+  const cert = join(dir.path, 'cert.pem');
+  const key = join(dir.path, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
+  const { cfsd } = await runCfsd(t, { tls: { certFile: cert, keyFile: key } });
+  const secure = new containerfs.ContainerFSClient(cfsd.address, credentials.createSsl(await readFile(cert)));
+  t.after(() => secure.close());
+  const authImage = promisify(secure.authImage.bind(secure)) as (
+    r: containerfs.AuthImageRequest,
+  ) => Promise<containerfs.AuthImageResponse>;
+  const res = await authImage(containerfs.AuthImageRequest.fromPartial({ image, wait: true }));
+  assert.equal(res.status, containerfs.ImageStatus.IMAGE_STATUS_READY);
+  // A plaintext client cannot talk to the TLS port.
+  const plain = connect(t, cfsd);
+  await assert.rejects(plain.authImage({ image }), { code: 14 });
+});
+
+test('cfsd executable: --help, bad flags exit 2 with one line', () => {
+  const help = spawnSync(CFSD_BIN, ['--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  for (const flag of ['listen', 'store', 'block_size_kb', 'session_ttl', 'metrics_listen'])
+    assert.match(help.stdout, new RegExp(`-${flag}`));
+  for (const bad of [['--bogus'], ['--listen=nowhere'], ['-session_ttl=3x'], ['--block_size_kb=1']]) {
+    const run = spawnSync(CFSD_BIN, bad, { encoding: 'utf8' });
+    assert.equal(run.status, 2, bad.join(' '));
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, /^cfsd: /);
+  }
+});

@@ -51,6 +51,8 @@ export const ErrorCode = {
   CorruptIndex: 'ERR_CORRUPT_INDEX',
   /** A content block whose size or checksum is not what the index says. */
   CorruptBlock: 'ERR_CORRUPT_BLOCK',
+  /** The local file system failed while a layer was unpacked (no space, I/O error, not root). */
+  LayerWrite: 'ERR_LAYER_WRITE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -53,6 +53,8 @@ export const ErrorCode = {
   CorruptBlock: 'ERR_CORRUPT_BLOCK',
   /** The local file system failed while a layer was unpacked (no space, I/O error, not root). */
   LayerWrite: 'ERR_LAYER_WRITE',
+  /** The layer downloader (`gcfsd --downloader`) cannot be reached on its socket. */
+  DownloaderUnavailable: 'ERR_DOWNLOADER_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerfs, health } from '@gcfs/proto';
-import { curl, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { curl, selfSignedCertificate, startRegistry, tempDirFor } from '@gcfs/testkit';
 import { credentials } from '@grpc/grpc-js';
 import { ALICE, connect, pushBuilt, runCfsd } from './harness.js';
 
@@ -111,29 +111,9 @@ test('serves on a Unix socket and over TLS', async (t) => {
 
   const cert = join(dir.path, 'cert.pem');
   const key = join(dir.path, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
+  const pair = await selfSignedCertificate({ commonName: 'localhost', altNames: ['IP:127.0.0.1'] });
+  await writeFile(cert, pair.certificatePem);
+  await writeFile(key, pair.keyPem);
   const { cfsd } = await runCfsd(t, { tls: { certFile: cert, keyFile: key } });
   const secure = new containerfs.ContainerFSClient(cfsd.address, credentials.createSsl(await readFile(cert)));
   t.after(() => secure.close());

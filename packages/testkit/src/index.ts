@@ -3,5 +3,6 @@ export * from './process.js';
 export * from './redirect-front.js';
 export * from './registry-server.js';
 export * from './temp.js';
+export * from './tls.js';
 export * from './token-server.js';
 export * from './tree.js';

@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
 import { createPrivateKey, type KeyObject, randomUUID, sign } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { closeServer, listenOn } from './http-server.js';
 import type { RegistryUser } from './registry-server.js';
-import { makeTempDir } from './temp.js';
+import { selfSignedCertificate } from './tls.js';
 
 /**
  * Who may do what, per resource: `{ 'private/app': { pull: ['alice'], push: ['alice'] },
@@ -42,8 +38,6 @@ export interface TokenServerOptions {
   /** JWT lifetime and the `expires_in` answered. Default 300. */
   lifetimeSeconds?: number;
 }
-
-const execFileAsync = promisify(execFile);
 
 /**
  * The token server of distribution's "Token Authentication Specification": GET (and OAuth2 POST
@@ -86,7 +80,9 @@ export class TokenServer {
   }
 
   static async start(options: TokenServerOptions = {}): Promise<TokenServer> {
-    const { keyPem, certificatePem } = await selfSignedCertificate();
+    const { keyPem, certificatePem } = await selfSignedCertificate({
+      commonName: 'gcfs-testkit-token-server',
+    });
     const server = new TokenServer(options, keyPem, certificatePem);
     server.#url = await listenOn(server.#server, '127.0.0.1');
     return server;
@@ -245,33 +241,4 @@ async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** An ES256 key and a self-signed certificate for it, made by the openssl CLI. */
-async function selfSignedCertificate(): Promise<{ keyPem: string; certificatePem: string }> {
-  const dir = await makeTempDir('gcfs-token-key-');
-  try {
-    const keyFile = join(dir.path, 'key.pem');
-    const certFile = join(dir.path, 'cert.pem');
-    await execFileAsync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-subj',
-      '/CN=gcfs-testkit-token-server',
-      '-days',
-      '2',
-    ]);
-    return { keyPem: await readFile(keyFile, 'utf8'), certificatePem: await readFile(certFile, 'utf8') };
-  } finally {
-    await dir.cleanup();
-  }
 }

@@ -1,0 +1,2 @@
+export * from './tree-writer.js';
+export * from './untar.js';

@@ -1,5 +1,6 @@
 export * from './curl.js';
 export * from './process.js';
+export * as rawTar from './raw-tar.js';
 export * from './redirect-front.js';
 export * from './registry-server.js';
 export * from './temp.js';

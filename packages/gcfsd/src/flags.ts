@@ -3,6 +3,7 @@
 // The parser, `--help` and docs/configuration.md are all generated from this table.
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
 import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
 
@@ -185,6 +186,36 @@ export const GCFSD_FLAGS = defineFlags([
     group: DOWNLOADER,
     description: 'Maximum number of concurrent downloads for layer caching',
   },
+  {
+    name: 'registry_hosts_dir',
+    type: 'string',
+    default: '',
+    group: DOWNLOADER,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description:
+      '(Downloader only) containerd-style hosts directory (<dir>/<host>/hosts.toml) with registry mirrors, e.g. /etc/containerd/certs.d',
+  },
+  {
+    name: 'insecure_registry',
+    type: 'list',
+    default: [],
+    group: DOWNLOADER,
+    extension: true,
+    description:
+      '(Downloader only) Registries (host or host:port) reached over plain HTTP; repeat or separate with commas',
+  },
+  {
+    name: 'downloader_metrics_port',
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    group: DOWNLOADER,
+    extension: true,
+    description:
+      "(Downloader only) Port of the downloader's Prometheus /metrics endpoint (--port belongs to the FUSE server); 0 disables it",
+  },
   // Snapshotter (containerd proxy plugin): gcfsd's own socket is not a flag upstream.
   {
     name: 'snapshotter_uds_path',
@@ -295,6 +326,14 @@ export const GCFSD_FLAGS = defineFlags([
 ]);
 
 export type GcfsdConfig = FlagValues<typeof GCFSD_FLAGS>;
+
+/**
+ * Where downloaded layers live: --layer_cache_dir, or when empty the `layers` dir of the
+ * snapshotter root, as GKE's gcfsd does. Both processes must agree on it.
+ */
+export function layerCacheDir(config: Pick<GcfsdConfig, 'layer_cache_dir' | 'snapshotter_root'>): string {
+  return config.layer_cache_dir || join(config.snapshotter_root, 'layers');
+}
 
 // dist/src/flags.js → the package's own package.json
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

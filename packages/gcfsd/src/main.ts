@@ -1,12 +1,14 @@
-// The gcfsd executable. It parses its flags and sets up logging; the FUSE server, the
-// snapshotter and the layer downloader arrive in later issues, so until then it says
-// plainly that there is nothing to run rather than pretending to serve.
+// The gcfsd executable. It parses its flags and sets up logging; with --downloader it runs
+// the async layer downloader. The FUSE server, the snapshotter and the content service
+// client arrive in a later issue, so until then it says plainly that there is nothing to
+// run rather than pretending to serve.
 
 import { loggableValues, resolveCommandLine } from '@gcfs/cli';
 import { createLogger, registerSecret } from '@gcfs/core';
+import { runDownloader } from './downloader.js';
 import { GCFSD_COMMAND } from './flags.js';
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const commandLine = resolveCommandLine(GCFSD_COMMAND, argv);
   if ('exitCode' in commandLine) return commandLine.exitCode;
   const config = commandLine.values;
@@ -18,13 +20,12 @@ function main(argv: readonly string[]): number {
   for (const message of commandLine.deprecations) logger.warn(message);
   logger.debug('Effective configuration', loggableValues(GCFSD_COMMAND.flags, config));
 
-  const missing = config.downloader
-    ? 'the async layer downloader (--downloader) is'
-    : 'the FUSE server, the containerd snapshotter and the content service client are';
-  logger.fatal(`gcfsd ${GCFSD_COMMAND.version} cannot run: ${missing} not built yet`, {
-    module: 'main',
-  });
+  if (config.downloader) return runDownloader(config, logger);
+  logger.fatal(
+    `gcfsd ${GCFSD_COMMAND.version} cannot run: the FUSE server, the containerd snapshotter and the content service client are not built yet`,
+    { module: 'main' },
+  );
   return 1;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -127,12 +127,4 @@ describe('bin/gcfsd', () => {
     assert.equal(fatal?.level, 'fatal');
     assert.match(String(fatal?.msg), /FUSE server.*not built yet/);
   });
-
-  it('says the downloader is not built yet when started with -downloader', async () => {
-    const run = await gcfsd(['-downloader', '-downloader_uds_path', '/run/gcfsd/downloader.sock']);
-    assert.equal(run.code, 1);
-    const stderr = lines(run.stderr);
-    assert.equal(stderr.length, 1, run.stderr);
-    assert.match(stderr[0] ?? '', /^time=\S+ level=fatal msg=".*downloader.*not built yet" module=main$/);
-  });
 });

@@ -40,10 +40,13 @@ const MISSION_DEFAULTS = {
   try_direct_path: true,
 };
 
-// Flags this project adds for the snapshotter, which later issues need.
+// Flags this project adds: for the snapshotter, and the downloader's registry access and metrics.
 const OUR_DEFAULTS = {
   snapshotter_uds_path: '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
   snapshotter_root: '/var/lib/containerd/io.containerd.snapshotter.v1.gcfs/snapshotter',
+  registry_hosts_dir: '',
+  insecure_registry: [],
+  downloader_metrics_port: 0,
 };
 
 // GKE gcfsd's own `--help` (the seed): `-name=default` exactly as it prints them.

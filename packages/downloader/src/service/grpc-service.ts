@@ -1,0 +1,56 @@
+import { registerSecret } from '@gcfs/core';
+import type { downloader as pb } from '@gcfs/proto';
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { DownloadOutcome, DownloadRequest } from '../types.js';
+import { stateToWire, toServiceError } from '../wire.js';
+import type { LayerDownloader } from './manager.js';
+
+/** Called with every Download call answered, for logs and metrics. */
+export type ResponseObserver = (request: DownloadRequest, outcome: DownloadOutcome) => void;
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
+
+function unary<Req, Res>(handle: (req: Req) => Promise<Res>): Unary<Req, Res> {
+  return (call, callback) => {
+    handle(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err)),
+    );
+  };
+}
+
+/** The gcfs.downloader.v1.Downloader service over a download manager. */
+export function createDownloaderService(
+  downloader: LayerDownloader,
+  onResponse: ResponseObserver,
+): pb.DownloaderServer {
+  return {
+    download: unary(async (req: pb.DownloadRequest): Promise<pb.DownloadResponse> => {
+      const secret = req.pullSecret;
+      // Before anything can fail and describe the request.
+      registerSecret(secret?.password);
+      registerSecret(secret?.identityToken);
+      const request: DownloadRequest = {
+        imageName: req.imageName,
+        layerId: req.layerId,
+        layerDir: req.layerDir,
+        untarDir: req.untarDir,
+        mediaType: req.mediaType,
+        size: req.size,
+        ...(secret ? { pullSecret: secret } : {}),
+      };
+      const outcome = await downloader.download(request);
+      onResponse(request, outcome);
+      return outcome;
+    }),
+    getLayerState: unary(async (req: pb.GetLayerStateRequest): Promise<pb.LayerState> => {
+      const status = await downloader.state(req.layerId);
+      return { ...status, state: stateToWire(status.state) };
+    }),
+    cancel: unary(
+      async (req: pb.CancelRequest): Promise<pb.CancelResponse> => ({
+        cancelled: downloader.cancel(req.layerId),
+      }),
+    ),
+  };
+}

@@ -1,0 +1,43 @@
+// What the file system reports for gcfsd's metrics. Libraries emit events; only daemons log.
+
+import type { GcfsError } from '@gcfs/core';
+
+/** A FUSE read of a layer file was answered (`source`: cfsd blocks or the local copy). */
+export interface ReadEvent {
+  layer: string;
+  path: string;
+  offset: number;
+  bytes: number;
+  source: 'remote' | 'local';
+  ms: number;
+}
+
+/** Blocks arrived from the backend: `bytes` uncompressed, `ms` for the call. */
+export interface BlockFetchEvent {
+  layer: string;
+  first: number;
+  count: number;
+  bytes: number;
+  ms: number;
+}
+
+/** Content cache lookups of one read: blocks found, and blocks that had to be waited for or fetched. */
+export interface CacheEvent {
+  layer: string;
+  hits: number;
+  misses: number;
+}
+
+/** A read failed and the reader got EIO. */
+export interface ReadErrorEvent {
+  layer: string;
+  path: string;
+  error: GcfsError;
+}
+
+export interface FuseEvents {
+  read: [ReadEvent];
+  blockFetch: [BlockFetchEvent];
+  cache: [CacheEvent];
+  readError: [ReadErrorEvent];
+}

@@ -1,0 +1,247 @@
+// The whole mount: `layers/sha256=<hex>/` (each layer's tree from its table of contents)
+// and `images/<ref>/<i>` (one symlink per layer of an image, to the FUSE layer while it
+// is streamed, to the local copy once it is downloaded). The daemon changes it at run time.
+
+import { ErrorCode, GcfsError } from '@gcfs/core';
+import type { RemoteBlocks } from './content.js';
+import { type Inode, type LayerTable, LayerTree } from './layer-tree.js';
+import { makeStat, S_IFDIR, S_IFLNK, type Stat } from './stat.js';
+
+/** A registered layer: its tree and where its blocks come from. */
+export interface MountedLayer {
+  readonly tree: LayerTree;
+  remote: RemoteBlocks;
+}
+
+/** What the daemon hands over for a layer. */
+export interface LayerSource {
+  table: LayerTable;
+  remote: RemoteBlocks;
+}
+
+/** One object of the mount, as the FUSE operations need it. */
+export interface FsNode {
+  stat: Stat;
+  /** Directories: the entries under it, sorted. */
+  children?: () => Array<[string, Stat]>;
+  linkTarget?: string;
+  xattrs?: ReadonlyMap<string, Buffer>;
+  /** Regular files of layers. */
+  file?: { layer: MountedLayer; path: string; inode: Inode };
+}
+
+interface ImageDir {
+  readonly ino: number;
+  readonly layers: ReadonlyArray<{ digest: string; ino: number }>;
+  readonly mtimeMs: number;
+}
+
+const ROOT_INO = 1;
+const IMAGES_INO = 2;
+const LAYERS_INO = 3;
+
+/** `sha256:<hex>` → `sha256=<hex>`, the name of a layer's directory (and of its local copy). */
+export function layerDirName(digest: string): string {
+  return digest.replace(':', '=');
+}
+
+/** `host:5000/repo/app:v1` → `host=5000#repo#app=v1`. */
+export function imageDirName(reference: string): string {
+  return reference.replaceAll('/', '#').replaceAll(':', '=');
+}
+
+function dirStat(ino: number, nlink: number, mtimeMs: number, mode = 0o555): Stat {
+  return makeStat({ mode: S_IFDIR | mode, uid: 0, gid: 0, size: 4096, nlink, ino, mtimeMs });
+}
+
+export class GcfsTree {
+  readonly #layers = new Map<string, MountedLayer>();
+  readonly #images = new Map<string, ImageDir>();
+  /** Layer digest → absolute path of its local copy; also for layers not (yet) added. */
+  readonly #localDirs = new Map<string, string>();
+  readonly #startedMs = Date.now();
+  #nextIno = 16;
+
+  readonly #allocate = (): number => {
+    // fuse-native carries 32-bit inode numbers.
+    if (this.#nextIno >= 2 ** 32) throw new GcfsError(ErrorCode.Internal, 'out of inode numbers');
+    return this.#nextIno++;
+  };
+
+  /** Add a layer (or give an existing one a new backend, e.g. a fresh session). */
+  addLayer(digest: string, source: LayerSource): LayerTree {
+    const dirName = layerDirName(digest);
+    const existing = this.#layers.get(dirName);
+    if (existing) {
+      existing.remote = source.remote;
+      return existing.tree;
+    }
+    const tree = new LayerTree(digest, source.table, this.#allocate);
+    this.#layers.set(dirName, { tree, remote: source.remote });
+    return tree;
+  }
+
+  /** Where the layer's blocks come from, or undefined for a layer not (or no longer) here. */
+  remoteOf(digest: string): RemoteBlocks | undefined {
+    return this.#layers.get(layerDirName(digest))?.remote;
+  }
+
+  hasLayer(digest: string): boolean {
+    return this.#layers.has(layerDirName(digest));
+  }
+
+  removeLayer(digest: string): boolean {
+    this.#localDirs.delete(digest);
+    return this.#layers.delete(layerDirName(digest));
+  }
+
+  /**
+   * Serve the layer from `localDir` (the downloader's unpacked copy): image symlinks point
+   * there and reads of `layers/` use its files. `undefined` goes back to streaming.
+   */
+  switchLayer(digest: string, localDir: string | undefined): void {
+    if (localDir === undefined) this.#localDirs.delete(digest);
+    else if (!localDir.startsWith('/')) {
+      throw new GcfsError(ErrorCode.InvalidArgument, `local layer dir ${localDir} is not absolute`);
+    } else this.#localDirs.set(digest, localDir);
+  }
+
+  localDir(digest: string): string | undefined {
+    return this.#localDirs.get(digest);
+  }
+
+  /** Create or replace `images/<ref>/` with one symlink per layer, bottom layer first. */
+  setImage(reference: string, layerDigests: readonly string[]): void {
+    const dirName = imageDirName(reference);
+    if (dirName === '' || dirName === '.' || dirName === '..') {
+      throw new GcfsError(
+        ErrorCode.InvalidReference,
+        `cannot name an image directory after ${JSON.stringify(reference)}`,
+      );
+    }
+    const old = this.#images.get(dirName);
+    this.#images.set(dirName, {
+      ino: old?.ino ?? this.#allocate(),
+      layers: layerDigests.map((digest, i) => ({
+        digest,
+        ino: old?.layers[i]?.digest === digest ? old.layers[i].ino : this.#allocate(),
+      })),
+      mtimeMs: Date.now(),
+    });
+  }
+
+  removeImage(reference: string): boolean {
+    return this.#images.delete(imageDirName(reference));
+  }
+
+  layerDigests(): string[] {
+    return [...this.#layers.values()].map((layer) => layer.tree.digest);
+  }
+
+  imageDirNames(): string[] {
+    return [...this.#images.keys()];
+  }
+
+  /** statfs numbers: content bytes and entries of every layer. */
+  totals(): { bytes: number; files: number } {
+    let bytes = 0;
+    let files = 0;
+    for (const { tree } of this.#layers.values()) {
+      bytes += tree.contentBytes;
+      files += tree.size;
+    }
+    return { bytes, files };
+  }
+
+  /** The object at a FUSE path (`/`, `/layers/sha256=…/a/b`), or undefined. */
+  lookup(path: string): FsNode | undefined {
+    if (path === '/') return this.#root();
+    const rest = path.slice(1);
+    const slash = rest.indexOf('/');
+    const top = slash < 0 ? rest : rest.slice(0, slash);
+    const below = slash < 0 ? undefined : rest.slice(slash + 1);
+    if (top === 'layers') return below === undefined ? this.#layersDir() : this.#layerNode(below);
+    if (top === 'images') return below === undefined ? this.#imagesDir() : this.#imageNode(below);
+    return undefined;
+  }
+
+  #root(): FsNode {
+    return {
+      stat: dirStat(ROOT_INO, 4, this.#startedMs),
+      children: () => [
+        ['images', this.#imagesDir().stat],
+        ['layers', this.#layersDir().stat],
+      ],
+    };
+  }
+
+  #layersDir(): FsNode {
+    return {
+      stat: dirStat(LAYERS_INO, 2 + this.#layers.size, this.#startedMs),
+      children: () =>
+        [...this.#layers.keys()].sort().map((name) => [name, this.#layerNode(name)!.stat] as [string, Stat]),
+    };
+  }
+
+  #imagesDir(): FsNode {
+    return {
+      stat: dirStat(IMAGES_INO, 2 + this.#images.size, this.#startedMs),
+      children: () =>
+        [...this.#images.keys()].sort().map((name) => [name, this.#imageNode(name)!.stat] as [string, Stat]),
+    };
+  }
+
+  #layerNode(rest: string): FsNode | undefined {
+    const slash = rest.indexOf('/');
+    const layer = this.#layers.get(slash < 0 ? rest : rest.slice(0, slash));
+    if (layer === undefined) return undefined;
+    return this.#inLayer(layer, slash < 0 ? '' : rest.slice(slash + 1));
+  }
+
+  #inLayer(layer: MountedLayer, path: string): FsNode | undefined {
+    const node = layer.tree.get(path);
+    if (node === undefined) return undefined;
+    const { inode } = node;
+    const result: FsNode = { stat: inode.stat, xattrs: inode.xattrs };
+    if (node.children !== undefined) {
+      const names = node.children;
+      result.children = () =>
+        names.map((name) => [name, layer.tree.get(path === '' ? name : `${path}/${name}`)!.inode.stat]);
+    } else if ((inode.stat.mode & 0o170000) === S_IFLNK) {
+      result.linkTarget = inode.entry.linkName;
+    } else {
+      result.file = { layer, path, inode };
+    }
+    return result;
+  }
+
+  #imageNode(rest: string): FsNode | undefined {
+    const slash = rest.indexOf('/');
+    const image = this.#images.get(slash < 0 ? rest : rest.slice(0, slash));
+    if (image === undefined) return undefined;
+    if (slash < 0) {
+      return {
+        stat: dirStat(image.ino, 2, image.mtimeMs),
+        children: () => image.layers.map((_, i) => [String(i), this.#imageLink(image, i)!.stat]),
+      };
+    }
+    const index = rest.slice(slash + 1);
+    return /^(0|[1-9][0-9]*)$/.test(index) ? this.#imageLink(image, Number(index)) : undefined;
+  }
+
+  #imageLink(image: ImageDir, index: number): FsNode | undefined {
+    const layer = image.layers[index];
+    if (layer === undefined) return undefined;
+    const target = this.#localDirs.get(layer.digest) ?? `../../layers/${layerDirName(layer.digest)}`;
+    const stat = makeStat({
+      mode: S_IFLNK | 0o777,
+      uid: 0,
+      gid: 0,
+      size: Buffer.byteLength(target),
+      nlink: 1,
+      ino: layer.ino,
+      mtimeMs: image.mtimeMs,
+    });
+    return { stat, linkTarget: target };
+  }
+}

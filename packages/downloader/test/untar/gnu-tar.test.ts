@@ -69,7 +69,7 @@ test('entries replaced within a layer end as GNU tar leaves them', async (t) => 
   const dir = await tempDirFor(t, 'gcfs-untar-');
   const [blob] = await buildLayerBlobs(dir.path, [REPLACEMENTS], 'none');
   const ours = join(dir.path, 'ours');
-  await untarBlob(blob!, 'none', ours);
+  await untarBlob(blob!, 'none', ours, { fsync: true });
   const reference = join(dir.path, 'gnu');
   await gnuTarExtract(blob!, reference);
   const tree = await snapshotTree(ours);
@@ -133,4 +133,18 @@ test('a tar GNU tar wrote from a real tree (posix and gnu formats) untars equal,
       assert.equal(await ns('sub'), 1_400_000_000_500_000_000n);
     }
   }
+});
+
+test('whiteouts are made even when devices are off', async (t) => {
+  const dir = await tempDirFor(t, 'gcfs-untar-');
+  const layer: Entry[] = [
+    { type: 'whiteout', path: 'gone' },
+    { type: 'fifo', path: 'fifo' },
+  ];
+  const [blob] = await buildLayerBlobs(dir.path, [layer], 'gzip');
+  const ours = join(dir.path, 'ours');
+  await untarBlob(blob!, 'gzip', ours, { allowDevices: false });
+  const tree = await snapshotTree(ours);
+  assert.equal(tree.get('gone')?.type, 'char');
+  assert.equal(tree.get('fifo')?.type, 'fifo');
 });

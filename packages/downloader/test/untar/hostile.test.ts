@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { decompressLayer } from '@gcfs/index';
 import { diffTrees, rawTar, snapshotTree, type TempDir, tempDirFor } from '@gcfs/testkit';
 import { removeUntarDir, TreeWriter, type UntarOptions, untarLayer } from '../../src/untar/index.js';
+import { run } from './helpers.js';
 
 const { END, header, member, pax, tar } = rawTar;
 
@@ -402,4 +403,20 @@ test('an abort stops the untar with ERR_ABORTED', async (t) => {
     code: 'ERR_ABORTED',
   });
   await assert.rejects(lstat(join(box.dest, 'b')), { code: 'ENOENT' });
+});
+
+test('a full file system fails with ERR_LAYER_WRITE naming the entry', async (t) => {
+  const box = await sandbox(t);
+  const small = join(box.path, 'small');
+  await mkdir(small);
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  try {
+    const bytes = tar(ok, member({ name: 'too-big' }, Buffer.alloc(2 << 20, 1)), END);
+    await assert.rejects(untarLayer(Readable.from([bytes]), join(small, 'dest')), {
+      code: 'ERR_LAYER_WRITE',
+      message: /"too-big".*ENOSPC/,
+    });
+  } finally {
+    await run('umount', [small]);
+  }
 });

@@ -82,7 +82,12 @@ export async function untarLayer(
   };
   check();
   const writer = new TreeWriter(destDir, options);
-  writer.prepareRoot();
+  try {
+    writer.prepareRoot();
+  } catch (err) {
+    if (isGcfsError(err)) throw err;
+    throw new GcfsError(ErrorCode.LayerWrite, `${destDir} could not be created`, { cause: err });
+  }
   const reader = readTar(guarded(tar), options);
   const toc = new TocBuilder();
   const stats: UntarStats = { entries: 0, paths: 0, files: 0, bytes: 0, tarBytes: 0 };

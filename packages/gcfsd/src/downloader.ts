@@ -35,7 +35,7 @@ export async function runDownloader(config: GcfsdConfig, logger: Logger): Promis
 
   const { downloader, recovery } = running;
   for (const dir of recovery.removed) layercache.info('Removed leftover untar dir', { untar_dir: dir });
-  layercache.info(`Detected ${recovery.layers} existing layers in cacheDir`, { cache_dir: cacheDir });
+  layercache.info(`Detected ${recovery.layers} existing layers in cacheDir`);
   downloader.on('started', (e) =>
     layercache.info('Starting layer download/unpack', {
       cached_layer_dir: e.layerDir,

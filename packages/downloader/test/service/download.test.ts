@@ -26,7 +26,7 @@ test('a multi-layer image downloads through the gRPC client: each layer dir equa
       { compression: 'none', entries: SMALL('plain') },
     ],
   });
-  const { client, cacheDir, running } = await runDownloader(t);
+  const { client, cacheDir, running } = await runDownloader(t, { metricsListen: '127.0.0.1:0' });
   const outcomes = await Promise.all(
     pushed.layers.map((layer) => client.download(requestFor(cacheDir, pushed.image, layer))),
   );
@@ -60,7 +60,9 @@ test('a multi-layer image downloads through the gRPC client: each layer dir equa
   assert.equal(again.succeeded, true);
   assert.equal(again.alreadyPresent, true);
   assert.equal(again.bytes, 0);
-  const metrics = await running.metrics.registry.metrics();
+  const scraped = await fetch(`http://${running.metricsAddress}/metrics`);
+  assert.equal(scraped.status, 200);
+  const metrics = await scraped.text();
   assert.match(metrics, /gcfsd_downloader_layers_total\{result="downloaded"\} 3/);
   assert.match(metrics, /gcfsd_downloader_layers_total\{result="present"\} 1/);
   assert.match(

@@ -1,1 +1,2 @@
+export * from './daemon/index.js';
 export * from './flags.js';

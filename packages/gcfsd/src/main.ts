@@ -1,10 +1,9 @@
 // The gcfsd executable. It parses its flags and sets up logging; with --downloader it runs
-// the async layer downloader. The FUSE server, the snapshotter and the content service
-// client arrive in a later issue, so until then it says plainly that there is nothing to
-// run rather than pretending to serve.
+// the async layer downloader, else the FUSE server (daemon/).
 
 import { loggableValues, resolveCommandLine } from '@gcfs/cli';
 import { createLogger, registerSecret } from '@gcfs/core';
+import { runFuseServer } from './daemon/run.js';
 import { runDownloader } from './downloader.js';
 import { GCFSD_COMMAND } from './flags.js';
 
@@ -21,11 +20,7 @@ async function main(argv: readonly string[]): Promise<number> {
   logger.debug('Effective configuration', loggableValues(GCFSD_COMMAND.flags, config));
 
   if (config.downloader) return runDownloader(config, logger);
-  logger.fatal(
-    `gcfsd ${GCFSD_COMMAND.version} cannot run: the FUSE server, the containerd snapshotter and the content service client are not built yet`,
-    { module: 'main' },
-  );
-  return 1;
+  return runFuseServer(config, logger, GCFSD_COMMAND.version);
 }
 
 process.exitCode = await main(process.argv.slice(2));

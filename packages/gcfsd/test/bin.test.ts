@@ -103,7 +103,7 @@ describe('bin/gcfsd', () => {
     assert.deepEqual(lines(run.stderr), ['gcfsd: invalid flag --test_pull_secret: missing value']);
   });
 
-  it('logs the effective configuration at debug, then exits 1 saying what is not built yet', async () => {
+  it('logs the effective configuration at debug, then exits 1 without a cfsd address', async () => {
     const run = await gcfsd([
       '-log_level=debug',
       '-log_formatter=json',
@@ -125,6 +125,7 @@ describe('bin/gcfsd', () => {
     assert.equal(config?.log_level, 'debug');
     assert.equal(config?.mount_point, '/run/gcfsd/mnt');
     assert.equal(fatal?.level, 'fatal');
-    assert.match(String(fatal?.msg), /FUSE server.*not built yet/);
+    assert.match(String(fatal?.msg), /gcfsd could not start/);
+    assert.match(String(fatal?.error), /no cfsd address/);
   });
 });

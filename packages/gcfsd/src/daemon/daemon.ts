@@ -1,0 +1,184 @@
+// The FUSE side of gcfsd: start-up in the order GKE's gcfsd logs it (stale mount, metrics,
+// layer cache, cfsd client, mount, serving, GC), and a stop that unmounts and closes the
+// DB. The FUSE file system itself comes from the `mount` dependency (packages/fuse).
+
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
+import { describeError, type Logger } from '@gcfs/core';
+import { cleanStaleMount } from '@gcfs/fuse';
+import { type GcfsdConfig, layerCacheDir } from '../flags.js';
+import { adminSocketPath, serveAdmin } from './admin.js';
+import { GarbageCollector } from './gc.js';
+import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
+import { listCachedLayers } from './layer-dirs.js';
+import type { LayerDownloader } from './layer-downloads.js';
+import { DaemonMetrics, resolveClientUid, serveMetrics } from './metrics.js';
+import { PullSecrets } from './pull-secrets.js';
+import { type ImageTree, Registrar } from './registrar.js';
+import { SessionPool } from './sessions.js';
+
+/** What the daemon needs to mount the tree (packages/fuse's mountGcfs, adapted). */
+export interface MountOptions {
+  mountPoint: string;
+  asyncRead: boolean;
+  maxReadAhead: number;
+  debug: boolean;
+  maxReadBlocks: number;
+  failOnMaxReadBlocks: boolean;
+  maxContentCacheBytes: number;
+  flattenImages: boolean;
+  /** Streamed layers' source: index and blocks from cfsd. */
+  sessions: SessionPool;
+  metrics: DaemonMetrics;
+}
+
+export interface MountedTree extends ImageTree {
+  unmount(): Promise<void>;
+}
+
+export interface DaemonDependencies {
+  mount: (options: MountOptions) => Promise<MountedTree>;
+  /** The downloader's client on --downloader_uds_path. */
+  downloader: LayerDownloader & { close(): void };
+  logger: Logger;
+  version: string;
+}
+
+export interface RunningDaemon {
+  registrar: Registrar;
+  gc: GarbageCollector;
+  metrics: DaemonMetrics;
+  metricsPort: number;
+  adminSocket: string;
+  /** Unmount, close the DB and every connection; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+function closeServer(server: Server | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (server === undefined) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies): Promise<RunningDaemon> {
+  const { logger } = deps;
+  // The same default as the downloader's, so both processes agree on the cache dir.
+  const cacheDir = layerCacheDir(config);
+  // Refuse a bad configuration before touching mounts, ports or directories.
+  const clientOptions = clientOptionsFromFlags(config);
+  const cleanups: Array<() => unknown> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        logger.error('Error while stopping', { error: describeError(err) });
+      }
+    }
+  };
+  try {
+    // A crashed gcfsd's mount hangs every reader: abort and detach it first.
+    if (await cleanStaleMount(config.mount_point)) {
+      logger.info('Unmounted a stale mount', { mount_point: config.mount_point });
+    }
+
+    const clientUid = await resolveClientUid(config.client_uid);
+    const metrics = new DaemonMetrics({
+      client_name: config.client_name,
+      client_uid: clientUid,
+      client_version: config.client_version,
+    });
+    logger.info('Starting Prometheus metrics HTTP handler', { port: config.port });
+    const served = await serveMetrics(metrics.registry, config.port);
+    cleanups.push(() => closeServer(served.server));
+
+    await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+    const cached = await listCachedLayers(cacheDir);
+    logger.info(`Detected ${cached.length} existing layers in cacheDir`, { module: 'layercache' });
+
+    logger.info(
+      `GCFSD (version=${JSON.stringify(deps.version)}): creating Container File System client with addr=${JSON.stringify(config.addr)}, layer_cache_dir=${JSON.stringify(cacheDir)}`,
+    );
+    const cfsd = new CfsdClient({
+      ...clientOptions,
+      client: { ...clientOptions.client, uid: clientUid },
+    });
+    cfsd.on('blockFetch', (event) => metrics.blockFetched(event));
+    cleanups.push(() => cfsd.close());
+    cleanups.push(() => deps.downloader.close());
+    const secrets = await PullSecrets.fromFlags(config);
+
+    const db: ImagesInUse = await openImagesInUse(config.images_in_use_db_path);
+    cleanups.push(() => db.close());
+    const sessions = new SessionPool();
+    cleanups.push(() => sessions.closeAll());
+
+    logger.info(
+      `GCFSD: mounting with mount_point=${JSON.stringify(config.mount_point)}, maxReadAhead=${config.max_read_ahead} (<=0 for default), asyncRead=${config.async_read}`,
+    );
+    await mkdir(config.mount_point, { recursive: true });
+    const tree = await deps.mount({
+      mountPoint: config.mount_point,
+      asyncRead: config.async_read,
+      maxReadAhead: config.max_read_ahead,
+      debug: config.fuse_debug,
+      maxReadBlocks: config.max_read_blocks,
+      failOnMaxReadBlocks: config.fail_on_max_read_blocks,
+      maxContentCacheBytes: config.max_content_cache_size_mb * 1024 * 1024,
+      flattenImages: config.flatten_images,
+      sessions,
+      metrics,
+    });
+    cleanups.push(() => tree.unmount());
+
+    const registrar = new Registrar({
+      cfsd: { authImage: (image, credentials, options) => cfsd.authImage(image, credentials, options) },
+      tree,
+      sessions,
+      db,
+      secrets,
+      downloader: deps.downloader,
+      cacheDir: cacheDir,
+      prefetch: config.enable_prefetching,
+      logger,
+      onDownload: (result) => metrics.downloaded(result),
+    });
+    cleanups.push(() => registrar.close());
+    metrics.watch({
+      imagesInUse: () => registrar.inUse().images.size,
+      downloadsInFlight: () => registrar.downloadsInFlight,
+    });
+    const restored = await registrar.restore();
+    if (restored > 0) logger.info(`Restored ${restored} images in use`, { db: config.images_in_use_db_path });
+
+    const gc = new GarbageCollector({
+      subject: registrar,
+      cacheDir: cacheDir,
+      logger,
+      periodMs: config.gc_period,
+      onRun: (result) => metrics.collected(result),
+    });
+    const adminSocket = adminSocketPath(config.mount_point);
+    const admin = await serveAdmin(
+      {
+        register: (image, options) => registrar.register(image, options),
+        unregister: (name) => registrar.unregister(name),
+        list: () => registrar.list(),
+        collect: () => gc.run(),
+      },
+      adminSocket,
+    );
+    cleanups.push(() => closeServer(admin));
+
+    logger.info('GCFSD: serving', { admin_socket: adminSocket });
+    gc.start();
+    cleanups.push(() => gc.stop());
+    return { registrar, gc, metrics, metricsPort: served.port, adminSocket, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,123 @@
+// Garbage collection every --gc_period: images no longer in use leave the tree, and layers
+// no image in use needs leave the tree and the layer cache dir. What is in use is decided
+// under the registrar's lock, so an image being registered is never half-collected.
+
+import { rm } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { formatDuration } from '@gcfs/cli';
+import { describeError, type Logger } from '@gcfs/core';
+import { cachedLayerDir, listCachedLayers } from './layer-dirs.js';
+import type { Mutex } from './mutex.js';
+
+/** What GC looks at and removes (the Registrar). */
+export interface GcSubject {
+  readonly lock: Mutex;
+  inUse(): { images: Set<string>; layers: Set<string> };
+  treeImages(): string[];
+  treeLayers(): string[];
+  removeImage(name: string): void;
+  removeLayer(digest: string): void;
+}
+
+export interface GcResult {
+  images: string[];
+  layers: string[];
+  /** Wall-clock time of the pass. */
+  ms: number;
+}
+
+export interface GarbageCollectorOptions {
+  subject: GcSubject;
+  cacheDir: string;
+  logger: Logger;
+  /** --gc_period in ms; 0 disables the periodic pass (run() still works). */
+  periodMs: number;
+  onRun?: (result: GcResult) => void;
+}
+
+/** `map[a:true b:true]`, as the Go daemon prints its sets. */
+function goSet(keys: readonly string[]): string {
+  return `map[${keys.map((key) => `${key}:true`).join(' ')}]`;
+}
+
+/** A short duration the way Go prints one: `121.069µs`, `3.5ms`, `1.2s`. */
+export function goShortDuration(ms: number): string {
+  const trim = (value: number) => String(Number(value.toFixed(3)));
+  if (ms < 0.001) return `${Math.round(ms * 1e6)}ns`;
+  if (ms < 1) return `${trim(ms * 1000)}µs`;
+  if (ms < 1000) return `${trim(ms)}ms`;
+  return formatDuration(Math.round(ms));
+}
+
+export class GarbageCollector {
+  readonly #o: GarbageCollectorOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<GcResult> | undefined;
+
+  constructor(options: GarbageCollectorOptions) {
+    this.#o = options;
+  }
+
+  /** Start the periodic pass (logs as GKE's gcfsd does). */
+  start(): void {
+    const { periodMs, logger } = this.#o;
+    if (periodMs <= 0) {
+      logger.info('GC disabled (gc_period=0s)');
+      return;
+    }
+    logger.info(`Initializing GC with period=${formatDuration(periodMs)}`);
+    this.#timer = setInterval(() => {
+      this.run().catch(() => {
+        // run() logs its own failures
+      });
+    }, periodMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One pass now; a pass already running is shared rather than doubled. */
+  run(): Promise<GcResult> {
+    this.#running ??= this.#pass().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #pass(): Promise<GcResult> {
+    const { subject, cacheDir, logger } = this.#o;
+    const fields = { module: 'filesystem_lib' };
+    const started = performance.now();
+    logger.info('fsRoot.GC() started', { ...fields, timestamp: new Date().toISOString() });
+    try {
+      const result = await subject.lock.run(async () => {
+        const inUse = subject.inUse();
+        const images = subject.treeImages().filter((name) => !inUse.images.has(name));
+        const cached = await listCachedLayers(cacheDir);
+        const layers = [...new Set([...subject.treeLayers(), ...cached])].filter(
+          (digest) => !inUse.layers.has(digest),
+        );
+        logger.info(`Found layersToRemove=${goSet(layers)}, imagesToRemove=${goSet(images)}`, fields);
+        for (const name of images) subject.removeImage(name);
+        for (const digest of layers) {
+          subject.removeLayer(digest);
+          await rm(cachedLayerDir(cacheDir, digest), { recursive: true, force: true, maxRetries: 3 });
+        }
+        return { images, layers, ms: performance.now() - started };
+      });
+      logger.info('fsRoot.GC() finished', {
+        ...fields,
+        duration: goShortDuration(result.ms),
+        timestamp: new Date().toISOString(),
+      });
+      this.#o.onRun?.(result);
+      return result;
+    } catch (err) {
+      logger.error('fsRoot.GC() failed', { ...fields, error: describeError(err) });
+      throw err;
+    }
+  }
+}

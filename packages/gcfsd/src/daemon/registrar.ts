@@ -1,0 +1,350 @@
+// Image registration: what makes images/<name>/<i> exist. An image is authorized with cfsd
+// (with the node's pull secret), recorded in the images-in-use DB, put in the FUSE tree
+// (one symlink per layer), its layers downloaded in the background and switched to local
+// reads as they land, and its blocks prefetched. At start the DB's images are put back in
+// the tree at once, before cfsd answers, because snapshots already mounted use their paths.
+
+import {
+  type BackoffOptions,
+  backoffDelay,
+  describeError,
+  ErrorCode,
+  GcfsError,
+  type Logger,
+  sleep,
+} from '@gcfs/core';
+import { parseReference } from '@gcfs/registry';
+import type { ImageRecord, ImagesInUse } from './images-in-use.js';
+import { cachedLayerDir, isCachedLayer } from './layer-dirs.js';
+import {
+  type DownloadResult,
+  type LayerDownloader,
+  LayerDownloads,
+  type PullCredential,
+} from './layer-downloads.js';
+import { Mutex } from './mutex.js';
+import type { SessionLike, SessionPool } from './sessions.js';
+
+/** What registration needs of the FUSE tree (packages/fuse provides it; see fuse-tree.ts). */
+export interface ImageTree {
+  /** Serve `layers/<digest>`: its table of contents comes from cfsd (the session pool). */
+  addLayer(digest: string): Promise<void>;
+  /** Serve the layer from `dir`, and point every image symlink to it there (before addLayer too). */
+  useLocalLayer(digest: string, dir: string): void;
+  /** images/<dir of name>/<i> → layer i, local or streamed. Replaces an existing image. */
+  setImage(name: string, layers: readonly string[]): void;
+  removeImage(name: string): void;
+  removeLayer(digest: string): void;
+  /** Fetch blocks into the content cache; without it, prefetch reports are not used. */
+  prefetch?(digest: string, first: number, count: number): Promise<void>;
+}
+
+/** cfsd's AuthImage (CfsdClient has it). */
+export interface ImageAuthenticator {
+  authImage(image: string, credentials: PullCredential, options: { wait: boolean }): Promise<SessionLike>;
+}
+
+/** Where an image's registry credential comes from (PullSecrets has it). */
+export interface CredentialResolver {
+  forImage(image: string): Promise<{ credential: PullCredential; origin: string }>;
+}
+
+export interface RegisteredImage {
+  name: string;
+  /** images/<dir>: relative to the mount point. */
+  path: string;
+  manifestDigest: string;
+  layers: Array<{ digest: string; local: boolean }>;
+  registeredAt: number;
+}
+
+export interface RegistrarOptions {
+  cfsd: ImageAuthenticator;
+  tree: ImageTree;
+  sessions: SessionPool;
+  db: ImagesInUse;
+  secrets: CredentialResolver;
+  downloader: LayerDownloader;
+  cacheDir: string;
+  prefetch: boolean;
+  logger: Logger;
+  onDownload?: (result: DownloadResult) => void;
+  /** Pace of AuthImage retries for images restored from the DB. */
+  restoreBackoff?: BackoffOptions;
+}
+
+/** images/<name with '/' → '#', ':' → '='>, as GKE's gcfsd names image dirs. */
+export function imageDirName(name: string): string {
+  return name.replaceAll('/', '#').replaceAll(':', '=');
+}
+
+/** The name an image is registered under: its normalized reference. */
+export function imageName(image: string): string {
+  return parseReference(image).toString();
+}
+
+export class Registrar {
+  readonly #o: RegistrarOptions;
+  readonly #downloads: LayerDownloads;
+  /** Images in the tree, in use or not (GC removes those that are not). */
+  readonly #images = new Map<string, { record: ImageRecord; inUse: boolean }>();
+  /** Layers of the images in the tree; #served: those whose layers/ dir is there too. */
+  readonly #layers = new Set<string>();
+  readonly #served = new Set<string>();
+  readonly #local = new Set<string>();
+  /** Held by a registration's tree changes and by GC, so GC never sees half an image. */
+  readonly lock = new Mutex();
+  readonly #stop = new AbortController();
+
+  constructor(options: RegistrarOptions) {
+    this.#o = options;
+    this.#downloads = new LayerDownloads({
+      downloader: options.downloader,
+      cacheDir: options.cacheDir,
+      logger: options.logger,
+      onLocal: (digest, dir) => this.#useLocal(digest, dir),
+      onResult: options.onDownload,
+    });
+  }
+
+  /** Authorize `image` with cfsd, record it in use, put it in the tree, start its downloads. */
+  async register(image: string, options: { credential?: PullCredential } = {}): Promise<RegisteredImage> {
+    const name = imageName(image);
+    const { logger } = this.#o;
+    logger.info(`Received UpdateCreds request for image ${name}`);
+    const credential = options.credential ?? (await this.#o.secrets.forImage(name)).credential;
+    const session = await this.#o.cfsd.authImage(name, credential, { wait: true });
+    if (!session.streamable) {
+      session.close();
+      throw new GcfsError(ErrorCode.NotStreamable, `image ${name} cannot be streamed`, {
+        hint: 'pull it normally',
+        details: { image: name },
+      });
+    }
+    const record: ImageRecord = {
+      name,
+      manifestDigest: session.manifestDigest,
+      layers: session.layers.map(({ digest, mediaType, size }) => ({ digest, mediaType, size })),
+      registeredAt: Date.now(),
+    };
+    this.#o.sessions.set(
+      name,
+      session,
+      record.layers.map((layer) => layer.digest),
+    );
+    try {
+      await this.#serveLayers(record);
+    } catch (err) {
+      if (!this.#images.has(name)) this.#o.sessions.delete(name);
+      throw err;
+    }
+    await this.lock.run(async () => {
+      await this.#o.db.put(record);
+      await this.#attach(record);
+    });
+    this.#startDownloads(record, credential);
+    if (this.#o.prefetch) void this.#prefetch(name, session);
+    return this.#describe(name)!;
+  }
+
+  /** Mark the image unused (GC removes it from the tree); false when it was not in use. */
+  async unregister(image: string): Promise<boolean> {
+    const name = this.#images.has(image) ? image : imageName(image);
+    return this.lock.run(async () => {
+      const removed = await this.#o.db.remove(name);
+      const entry = this.#images.get(name);
+      if (entry === undefined || !entry.inUse) return removed;
+      entry.inUse = false;
+      return true;
+    });
+  }
+
+  /**
+   * Put the DB's images back in the tree now, and authorize them with cfsd in the
+   * background (retrying until it answers). Returns how many were restored.
+   */
+  async restore(): Promise<number> {
+    const { images, invalid } = this.#o.db.list();
+    for (const key of invalid) this.#o.logger.warn('Ignoring an unreadable images-in-use record', { key });
+    await this.lock.run(async () => {
+      for (const record of images) await this.#attach(record);
+    });
+    for (const record of images) {
+      void this.#secretFor(record.name).then((credential) => {
+        this.#startDownloads(record, credential);
+        return this.#authorizeInBackground(record.name, credential);
+      });
+    }
+    return images.length;
+  }
+
+  list(): RegisteredImage[] {
+    return [...this.#images.keys()].flatMap((name) => this.#describe(name) ?? []);
+  }
+
+  /** Images and layers the tree must keep. */
+  inUse(): { images: Set<string>; layers: Set<string> } {
+    const images = new Set<string>();
+    const layers = new Set<string>();
+    for (const [name, { record, inUse }] of this.#images) {
+      if (!inUse) continue;
+      images.add(name);
+      for (const layer of record.layers) layers.add(layer.digest);
+    }
+    return { images, layers };
+  }
+
+  treeImages(): string[] {
+    return [...this.#images.keys()];
+  }
+
+  treeLayers(): string[] {
+    return [...this.#layers];
+  }
+
+  removeImage(name: string): void {
+    this.#o.tree.removeImage(name);
+    this.#o.sessions.delete(name);
+    this.#images.delete(name);
+  }
+
+  removeLayer(digest: string): void {
+    if (this.#layers.delete(digest)) this.#o.tree.removeLayer(digest);
+    this.#served.delete(digest);
+    this.#local.delete(digest);
+  }
+
+  get downloadsInFlight(): number {
+    return this.#downloads.inFlight;
+  }
+
+  close(): void {
+    this.#stop.abort();
+    this.#downloads.close();
+  }
+
+  /** Put each layer under layers/ (asks cfsd for its table of contents). */
+  async #serveLayers(record: ImageRecord): Promise<void> {
+    for (const { digest } of record.layers) {
+      if (this.#served.has(digest)) continue;
+      await this.#o.tree.addLayer(digest);
+      this.#served.add(digest);
+    }
+  }
+
+  /** The image's symlinks, to local layers where they are in the cache dir already. */
+  async #attach(record: ImageRecord): Promise<void> {
+    for (const { digest } of record.layers) {
+      this.#layers.add(digest);
+      if (!this.#local.has(digest) && (await isCachedLayer(this.#o.cacheDir, digest))) {
+        this.#useLocal(digest, cachedLayerDir(this.#o.cacheDir, digest));
+      }
+    }
+    this.#o.tree.setImage(
+      record.name,
+      record.layers.map((layer) => layer.digest),
+    );
+    this.#images.set(record.name, { record, inUse: true });
+  }
+
+  #useLocal(digest: string, dir: string): void {
+    // A layer GC removed while its download ran is not served again.
+    if (!this.#layers.has(digest)) return;
+    this.#local.add(digest);
+    this.#o.tree.useLocalLayer(digest, dir);
+  }
+
+  #startDownloads(record: ImageRecord, credential: PullCredential): void {
+    for (const layer of record.layers) {
+      if (!this.#local.has(layer.digest)) void this.#downloads.start(record.name, layer, credential);
+    }
+  }
+
+  async #secretFor(name: string): Promise<PullCredential> {
+    try {
+      return (await this.#o.secrets.forImage(name)).credential;
+    } catch (err) {
+      this.#o.logger.error('No credential for the image: trying anonymously', {
+        image: name,
+        error: describeError(err),
+      });
+      return {};
+    }
+  }
+
+  async #authorizeInBackground(name: string, credential: PullCredential): Promise<void> {
+    const backoff = this.#o.restoreBackoff ?? { initialMs: 1_000, maxMs: 60_000 };
+    for (let attempt = 1; !this.#stop.signal.aborted; attempt++) {
+      // Registered again meanwhile (a fresh session), or no longer used: nothing to do.
+      if (this.#o.sessions.get(name) !== undefined || this.#images.get(name)?.inUse !== true) return;
+      try {
+        const session = await this.#o.cfsd.authImage(name, credential, { wait: false });
+        const entry = this.#images.get(name);
+        if (entry?.inUse !== true || this.#o.sessions.get(name) !== undefined) {
+          session.close();
+          return;
+        }
+        // Its layers' tables come through this session: a failure below drops it and retries.
+        this.#o.sessions.set(
+          name,
+          session,
+          entry.record.layers.map((layer) => layer.digest),
+        );
+        await this.#serveLayers(entry.record);
+        this.#o.logger.info('Restored image authorized with cfsd', { image: name, attempt });
+        if (this.#o.prefetch) await this.#prefetch(name, session);
+        return;
+      } catch (err) {
+        this.#o.sessions.delete(name);
+        this.#o.logger.warn('AuthImage of a restored image failed; retrying', {
+          image: name,
+          attempt,
+          error: describeError(err),
+        });
+      }
+      try {
+        await sleep(backoffDelay(attempt, backoff), this.#stop.signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  async #prefetch(name: string, session: SessionLike): Promise<void> {
+    const fields = { imageName: name, module: 'filesystem_lib' };
+    try {
+      const prefetch = this.#o.tree.prefetch?.bind(this.#o.tree);
+      if (prefetch === undefined) return;
+      const report = await session.prefetchReport();
+      if (report === undefined) {
+        this.#o.logger.error('Prefetching for image failed', {
+          ...fields,
+          error: `getting prefetch image report for imageName="${name}" failed: no prefetch report for this image yet`,
+        });
+        return;
+      }
+      let blocks = 0;
+      for (const range of report.ranges) {
+        if (this.#local.has(range.layerDigest) || !this.#layers.has(range.layerDigest)) continue;
+        await prefetch(range.layerDigest, range.firstBlock, range.count);
+        blocks += range.count;
+      }
+      this.#o.logger.info('Prefetching for image done', { ...fields, blocks, reports: report.reports });
+    } catch (err) {
+      this.#o.logger.error('Prefetching for image failed', { ...fields, error: describeError(err) });
+    }
+  }
+
+  #describe(name: string): RegisteredImage | undefined {
+    const entry = this.#images.get(name);
+    if (entry === undefined || !entry.inUse) return undefined;
+    const { record } = entry;
+    return {
+      name,
+      path: `images/${imageDirName(name)}`,
+      manifestDigest: record.manifestDigest,
+      layers: record.layers.map(({ digest }) => ({ digest, local: this.#local.has(digest) })),
+      registeredAt: record.registeredAt,
+    };
+  }
+}

@@ -91,8 +91,8 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       client_uid: clientUid,
       client_version: config.client_version,
     });
-    logger.info('Starting Prometheus metrics HTTP handler', { port: config.port });
     const served = await serveMetrics(metrics.registry, config.port);
+    logger.info('Starting Prometheus metrics HTTP handler', { port: served.port });
     cleanups.push(() => closeServer(served.server));
 
     await mkdir(cacheDir, { recursive: true, mode: 0o700 });

@@ -2,6 +2,8 @@
 // fetched through one byte-bounded LRU and one in-flight fetch per block (BlockFetcher),
 // each fetch bounded in time; or read from the layer's local copy once the downloader
 // has unpacked it (a different file system, so async fs there cannot deadlock us).
+// Prefetching loads blocks through the same fetcher and LRU, so it shares fetches with
+// readers and never holds more than the cache bound.
 
 import type { EventEmitter } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
@@ -47,6 +49,13 @@ export interface RemoteFile {
   size: number;
 }
 
+/** What one prefetch call did: blocks asked for, and those it had to fetch (the rest were cached). */
+export interface PrefetchResult {
+  blocks: number;
+  fetched: number;
+  bytes: number;
+}
+
 export interface ContentStats {
   cacheBytes: number;
   cacheBlocks: number;
@@ -84,6 +93,8 @@ export class ContentReader {
   readonly #events: EventEmitter<FuseEvents>;
   readonly #cache: CountingCache;
   readonly #fetcher: BlockFetcher;
+  /** Aborted at unmount: stops prefetches and cancels backend fetches. */
+  readonly #closing = new AbortController();
 
   /** `remoteOf` names the backend of a layer at fetch time (it may change, or go away). */
   constructor(
@@ -103,7 +114,7 @@ export class ContentReader {
           throw new GcfsError(ErrorCode.NotFound, `layer ${layer} has no backend`, { details: { layer } });
         }
         const started = performance.now();
-        const signal = AbortSignal.timeout(options.fetchTimeoutMs);
+        const signal = AbortSignal.any([AbortSignal.timeout(options.fetchTimeoutMs), this.#closing.signal]);
         const blocks = await withTimeout(
           remote.readBlocks(layer, first, count, { signal }),
           options.fetchTimeoutMs,
@@ -128,6 +139,51 @@ export class ContentReader {
       cacheBlocks: this.#cache.lru.size,
       inflight: this.#fetcher.inflight,
     };
+  }
+
+  /** Cancel fetches in flight and every prefetch (at unmount). */
+  close(): void {
+    this.#closing.abort();
+  }
+
+  /**
+   * Load blocks `first` .. `first + count - 1` of `layer` into the cache, in requests of
+   * at most maxReadBlocks, one at a time. Blocks already cached are not touched (their
+   * place in the LRU stays where readers left it); a fetched block enters the LRU as a
+   * read's would, so a prefetch evicts no more than reads of the same blocks. Rejects
+   * with ERR_ABORTED once the mount is closing.
+   */
+  async prefetch(layer: string, first: number, count: number): Promise<PrefetchResult> {
+    const result: PrefetchResult = { blocks: count, fetched: 0, bytes: 0 };
+    let index = first;
+    while (index < first + count) {
+      if (this.#closing.signal.aborted) {
+        throw new GcfsError(ErrorCode.Aborted, `prefetch of layer ${layer} stopped: the mount is closing`, {
+          details: { layer, block: index },
+        });
+      }
+      if (this.#cache.lru.has(blockKey(layer, index))) {
+        index++;
+        continue;
+      }
+      let run = 1;
+      while (
+        run < this.#options.maxReadBlocks &&
+        index + run < first + count &&
+        !this.#cache.lru.has(blockKey(layer, index + run))
+      )
+        run++;
+      const blocks = await withTimeout(
+        this.#fetcher.getBlocks(layer, index, run),
+        this.#options.fetchTimeoutMs,
+        `a prefetch of layer ${layer}`,
+      );
+      result.fetched += run;
+      result.bytes += blocks.reduce((sum, block) => sum + block.length, 0);
+      index += run;
+    }
+    this.#events.emit('prefetch', { layer, first, ...result });
+    return result;
   }
 
   /** Read up to `length` bytes at `offset` of a file into `into`; returns the bytes read (0 at the end). */

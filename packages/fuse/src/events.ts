@@ -28,6 +28,15 @@ export interface CacheEvent {
   misses: number;
 }
 
+/** A prefetch call finished: `fetched` of its `blocks` were not cached yet (`bytes` of them). */
+export interface PrefetchEvent {
+  layer: string;
+  first: number;
+  blocks: number;
+  fetched: number;
+  bytes: number;
+}
+
 /** A read failed and the reader got EIO. */
 export interface ReadErrorEvent {
   layer: string;
@@ -39,5 +48,6 @@ export interface FuseEvents {
   read: [ReadEvent];
   blockFetch: [BlockFetchEvent];
   cache: [CacheEvent];
+  prefetch: [PrefetchEvent];
   readError: [ReadErrorEvent];
 }

@@ -7,7 +7,13 @@ import { mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
-import { type ContentOptions, ContentReader, type ContentStats, DEFAULT_CONTENT_OPTIONS } from './content.js';
+import {
+  type ContentOptions,
+  ContentReader,
+  type ContentStats,
+  DEFAULT_CONTENT_OPTIONS,
+  type PrefetchResult,
+} from './content.js';
 import type { FuseEvents } from './events.js';
 import { createFuse, type FuseHandle } from './fuse-native.js';
 import { Operations } from './operations.js';
@@ -27,6 +33,8 @@ export interface MountOptions {
   /** Let the page cache keep file content across opens (layers never change). Default false. */
   kernelCache?: boolean;
   content?: Partial<ContentOptions>;
+  /** Also serve `flattened/<image dir>/`, the merged view of each image (--flatten_images). */
+  flattenImages?: boolean;
 }
 
 export interface MountStats extends ContentStats {
@@ -36,20 +44,29 @@ export interface MountStats extends ContentStats {
 /** A mounted gcfs tree. `tree` is the daemon's handle to add layers and images. */
 export class GcfsMount extends EventEmitter<FuseEvents> {
   readonly mountPoint: string;
-  readonly tree = new GcfsTree();
+  readonly tree: GcfsTree;
   readonly #content: ContentReader;
   readonly #operations: Operations;
   #fuse: FuseHandle | undefined;
 
-  constructor(mountPoint: string, content: ContentOptions) {
+  constructor(mountPoint: string, content: ContentOptions, options: { flattenImages?: boolean } = {}) {
     super();
     this.mountPoint = mountPoint;
+    this.tree = new GcfsTree({ flatten: options.flattenImages ?? false });
     this.#content = new ContentReader(content, (layer) => this.tree.remoteOf(layer), this);
     this.#operations = new Operations(this.tree, this.#content, this);
   }
 
   stats(): MountStats {
     return { ...this.#content.stats(), openFiles: this.#operations.openFiles };
+  }
+
+  /**
+   * Load blocks of a streamed layer into the content cache (see ContentReader.prefetch):
+   * a later read of them is a cache hit. Unmount stops it with ERR_ABORTED.
+   */
+  prefetch(layer: string, first: number, count: number): Promise<PrefetchResult> {
+    return this.#content.prefetch(layer, first, count);
   }
 
   /** Made by mountGcfs. */
@@ -78,6 +95,7 @@ export class GcfsMount extends EventEmitter<FuseEvents> {
   async unmount(): Promise<void> {
     const fuse = this.#fuse;
     this.#fuse = undefined;
+    this.#content.close();
     if (fuse) {
       try {
         await new Promise<void>((done, fail) => fuse.unmount((err) => (err ? fail(err) : done())));
@@ -98,7 +116,7 @@ export async function mountGcfs(options: MountOptions): Promise<GcfsMount> {
   const mountPoint = await canonical(options.mountPoint);
   await cleanStaleMount(mountPoint);
   await mkdir(mountPoint, { recursive: true });
-  const mounted = new GcfsMount(mountPoint, content);
+  const mounted = new GcfsMount(mountPoint, content, { flattenImages: options.flattenImages });
   try {
     await mounted.mount(options, content);
   } catch (err) {
@@ -187,6 +205,7 @@ export interface MountFlags {
   max_read_blocks: number;
   fail_on_max_read_blocks: boolean;
   max_content_cache_size_mb: number;
+  flatten_images: boolean;
 }
 
 export function mountOptionsFromFlags(flags: MountFlags): MountOptions {
@@ -195,6 +214,7 @@ export function mountOptionsFromFlags(flags: MountFlags): MountOptions {
     asyncRead: flags.async_read,
     maxReadAhead: flags.max_read_ahead,
     debug: flags.fuse_debug,
+    flattenImages: flags.flatten_images,
     content: {
       maxReadBlocks: flags.max_read_blocks,
       failOnMaxReadBlocks: flags.fail_on_max_read_blocks,

@@ -1,11 +1,14 @@
-// The whole mount: `layers/sha256=<hex>/` (each layer's tree from its table of contents)
-// and `images/<ref>/<i>` (one symlink per layer of an image, to the FUSE layer while it
-// is streamed, to the local copy once it is downloaded). The daemon changes it at run time.
+// The whole mount: `layers/sha256=<hex>/` (each layer's tree from its table of contents),
+// `images/<ref>/<i>` (one symlink per layer of an image, to the FUSE layer while it is
+// streamed, to the local copy once it is downloaded) and, with --flatten_images,
+// `flattened/<ref>/` (the image's layers merged; see flat-tree.ts). The daemon changes it
+// at run time.
 
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import type { RemoteBlocks } from './content.js';
-import { type Inode, type LayerTable, LayerTree } from './layer-tree.js';
-import { makeStat, S_IFDIR, S_IFLNK, type Stat } from './stat.js';
+import { flatNode } from './flat-tree.js';
+import { type Inode, type LayerNode, type LayerTable, LayerTree } from './layer-tree.js';
+import { makeStat, S_IFDIR, S_IFLNK, S_IFMT, type Stat } from './stat.js';
 
 /** A registered layer: its tree and where its blocks come from. */
 export interface MountedLayer {
@@ -39,6 +42,7 @@ interface ImageDir {
 const ROOT_INO = 1;
 const IMAGES_INO = 2;
 const LAYERS_INO = 3;
+const FLATTENED_INO = 4;
 
 /** `sha256:<hex>` → `sha256=<hex>`, the name of a layer's directory (and of its local copy). */
 export function layerDirName(digest: string): string {
@@ -50,17 +54,41 @@ export function imageDirName(reference: string): string {
   return reference.replaceAll('/', '#').replaceAll(':', '=');
 }
 
+/** `name` in directory `dir` of a layer ('' is the root). */
+export function childPath(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/** A layer's non-directory node: symlinks carry their target, the rest read as layer files. */
+export function leafNode(layer: MountedLayer, node: LayerNode): FsNode {
+  const { inode } = node;
+  const result: FsNode = { stat: inode.stat, xattrs: inode.xattrs };
+  if ((inode.stat.mode & S_IFMT) === S_IFLNK) result.linkTarget = inode.entry.linkName;
+  else result.file = { layer, path: node.path, inode };
+  return result;
+}
+
 function dirStat(ino: number, nlink: number, mtimeMs: number, mode = 0o555): Stat {
   return makeStat({ mode: S_IFDIR | mode, uid: 0, gid: 0, size: 4096, nlink, ino, mtimeMs });
 }
 
+export interface TreeOptions {
+  /** Serve `flattened/<ref>/` for each image whose layers are all here. */
+  flatten?: boolean;
+}
+
 export class GcfsTree {
+  readonly #flatten: boolean;
   readonly #layers = new Map<string, MountedLayer>();
   readonly #images = new Map<string, ImageDir>();
   /** Layer digest → absolute path of its local copy; also for layers not (yet) added. */
   readonly #localDirs = new Map<string, string>();
   readonly #startedMs = Date.now();
   #nextIno = 16;
+
+  constructor(options: TreeOptions = {}) {
+    this.#flatten = options.flatten ?? false;
+  }
 
   readonly #allocate = (): number => {
     // fuse-native carries 32-bit inode numbers.
@@ -162,17 +190,50 @@ export class GcfsTree {
     const below = slash < 0 ? undefined : rest.slice(slash + 1);
     if (top === 'layers') return below === undefined ? this.#layersDir() : this.#layerNode(below);
     if (top === 'images') return below === undefined ? this.#imagesDir() : this.#imageNode(below);
+    if (top === 'flattened' && this.#flatten) {
+      return below === undefined ? this.#flattenedDir() : this.#flatNode(below);
+    }
     return undefined;
   }
 
   #root(): FsNode {
+    const tops: Array<[string, () => FsNode]> = [
+      ['images', () => this.#imagesDir()],
+      ['layers', () => this.#layersDir()],
+    ];
+    if (this.#flatten) tops.unshift(['flattened', () => this.#flattenedDir()]);
     return {
-      stat: dirStat(ROOT_INO, 4, this.#startedMs),
-      children: () => [
-        ['images', this.#imagesDir().stat],
-        ['layers', this.#layersDir().stat],
-      ],
+      stat: dirStat(ROOT_INO, 2 + tops.length, this.#startedMs),
+      children: () => tops.map(([name, node]) => [name, node().stat]),
     };
+  }
+
+  /** An image's layers, when all are served: a merged view missing a layer would be wrong. */
+  #servedLayers(image: ImageDir): MountedLayer[] | undefined {
+    const layers = image.layers.flatMap(({ digest }) => this.#layers.get(layerDirName(digest)) ?? []);
+    return layers.length === image.layers.length ? layers : undefined;
+  }
+
+  #flattenedDir(): FsNode {
+    const names = [...this.#images]
+      .filter(([, image]) => this.#servedLayers(image) !== undefined)
+      .map(([name]) => name)
+      .sort();
+    return {
+      stat: dirStat(FLATTENED_INO, 2 + names.length, this.#startedMs),
+      children: () =>
+        names.flatMap((name): Array<[string, Stat]> => {
+          const node = this.#flatNode(name);
+          return node === undefined ? [] : [[name, node.stat]];
+        }),
+    };
+  }
+
+  #flatNode(rest: string): FsNode | undefined {
+    const slash = rest.indexOf('/');
+    const image = this.#images.get(slash < 0 ? rest : rest.slice(0, slash));
+    const layers = image && this.#servedLayers(image);
+    return layers && flatNode(layers, slash < 0 ? '' : rest.slice(slash + 1));
   }
 
   #layersDir(): FsNode {
@@ -201,18 +262,13 @@ export class GcfsTree {
   #inLayer(layer: MountedLayer, path: string): FsNode | undefined {
     const node = layer.tree.get(path);
     if (node === undefined) return undefined;
-    const { inode } = node;
-    const result: FsNode = { stat: inode.stat, xattrs: inode.xattrs };
-    if (node.children !== undefined) {
-      const names = node.children;
-      result.children = () =>
-        names.map((name) => [name, layer.tree.get(path === '' ? name : `${path}/${name}`)!.inode.stat]);
-    } else if ((inode.stat.mode & 0o170000) === S_IFLNK) {
-      result.linkTarget = inode.entry.linkName;
-    } else {
-      result.file = { layer, path, inode };
-    }
-    return result;
+    if (node.children === undefined) return leafNode(layer, node);
+    const names = node.children;
+    return {
+      stat: node.inode.stat,
+      xattrs: node.inode.xattrs,
+      children: () => names.map((name) => [name, layer.tree.get(childPath(path, name))!.inode.stat]),
+    };
   }
 
   #imageNode(rest: string): FsNode | undefined {

@@ -26,10 +26,11 @@ const GCFSD_BIN = fileURLToPath(new URL('../../../../gcfsd/bin/gcfsd', import.me
 const TRIALS = 20;
 
 /** ~40 MiB in 1000 files: long enough to untar that a kill lands in the middle. */
+const FILE_COUNT = 1000;
 const MANY_FILES: Entry[] = [
   { type: 'dir', path: 'data', mode: 0o755 },
   ...Array.from(
-    { length: 1000 },
+    { length: FILE_COUNT },
     (_, i): Entry => ({
       type: 'file',
       path: `data/${String(i).padStart(4, '0')}.bin`,
@@ -81,6 +82,15 @@ function startGcfsd(t: AfterHook, setup: Setup, extra: string[] = []): Promise<M
   return started;
 }
 
+/** Files of the layer unpacked so far; once the dir is renamed away, all of them. */
+async function filesWritten(untarDir: string): Promise<number> {
+  try {
+    return (await readdir(join(untarDir, 'data'))).length;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
 function connect(t: AfterHook, setup: Setup): DownloaderClient {
   const client = new DownloaderClient(setup.socketPath);
   t.after(() => client.close());
@@ -97,21 +107,31 @@ test(`kill -9 of gcfsd --downloader at random points of the untar (${TRIALS} tri
   const layer = setup.pushed.layers[0]!;
   const request = requestFor(setup.cacheDir, setup.pushed.image, layer, ALICE);
 
-  // How long an untar takes here, to spread the kills over it.
-  let child = await startGcfsd(t, setup);
-  const timing = await connect(t, setup).download(request);
-  assert.equal(timing.succeeded, true, timing.errorReason);
-  await child.stop();
-  const window = Math.max(50, timing.seconds * 1000);
-
+  let child: ManagedProcess;
   let killedMidway = 0;
   for (let trial = 0; trial < TRIALS; trial++) {
     await rm(request.layerDir, { recursive: true, force: true });
     child = await startGcfsd(t, setup);
     const client = connect(t, setup);
-    const download = client.download(request).catch(() => undefined);
-    while (!existsSync(request.untarDir) && !existsSync(request.layerDir)) await delay(1);
-    await delay(Math.random() * window);
+    let settled = false;
+    const download = client.download(request).then(
+      (outcome) => {
+        settled = true;
+        return outcome;
+      },
+      () => undefined,
+    );
+    while (!existsSync(request.untarDir) && !existsSync(request.layerDir)) {
+      if (settled)
+        assert.fail(
+          `trial ${trial}: the download ended without untarring: ${JSON.stringify(await download)}`,
+        );
+      await delay(1);
+    }
+    // The kill lands once a random number of the files are written; past the last file it
+    // lands while the tree is synced and renamed, or after.
+    const target = Math.floor(Math.random() * (FILE_COUNT + 50));
+    while (!settled && (await filesWritten(request.untarDir)) < target) await delay(1);
     process.kill(child.pid!, 'SIGKILL');
     assert.equal((await child.waitForExit()).signal, 'SIGKILL');
     await download;
@@ -136,7 +156,7 @@ test(`kill -9 of gcfsd --downloader at random points of the untar (${TRIALS} tri
     await assertPublishedLayer(setup, `trial ${trial} retry`);
     await child.stop();
   }
-  assert.ok(killedMidway > 0, 'no kill landed before the layer was published');
+  assert.ok(killedMidway >= TRIALS / 2, `only ${killedMidway} kills landed before the layer was published`);
 });
 
 test('gcfsd --downloader logs as GKE does, never the pull secret; SIGTERM exits 0 and removes the socket', async (t) => {

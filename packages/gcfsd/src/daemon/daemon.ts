@@ -15,6 +15,7 @@ import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid, serveMetrics } from './metrics.js';
 import { PullSecrets } from './pull-secrets.js';
+import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
 import { type ImageTree, Registrar } from './registrar.js';
 import { SessionPool } from './sessions.js';
 
@@ -28,6 +29,8 @@ export interface MountOptions {
   failOnMaxReadBlocks: boolean;
   maxContentCacheBytes: number;
   flattenImages: boolean;
+  /** Every FUSE read of a layer file (for the prefetch reports' read recording). */
+  onRead?: (read: LayerRead) => void;
   /** Streamed layers' source: index and blocks from cfsd. */
   sessions: SessionPool;
   metrics: DaemonMetrics;
@@ -43,6 +46,8 @@ export interface DaemonDependencies {
   downloader: LayerDownloader & { close(): void };
   logger: Logger;
   version: string;
+  /** How long start-up reads are recorded for cfsd (tests shorten it); see read-reports.ts. */
+  readReports?: Partial<ReadReportTiming>;
 }
 
 export interface RunningDaemon {
@@ -115,6 +120,10 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     cleanups.push(() => db.close());
     const sessions = new SessionPool();
     cleanups.push(() => sessions.closeAll());
+    const reads = config.enable_prefetching
+      ? new ReadReporter({ sessionOf: (name) => sessions.get(name), logger, timing: deps.readReports })
+      : undefined;
+    if (reads !== undefined) cleanups.push(() => reads.close());
 
     logger.info(
       `GCFSD: mounting with mount_point=${JSON.stringify(config.mount_point)}, maxReadAhead=${config.max_read_ahead} (<=0 for default), asyncRead=${config.async_read}`,
@@ -129,6 +138,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       failOnMaxReadBlocks: config.fail_on_max_read_blocks,
       maxContentCacheBytes: config.max_content_cache_size_mb * 1024 * 1024,
       flattenImages: config.flatten_images,
+      onRead: reads && ((read) => reads.record(read)),
       sessions,
       metrics,
     });
@@ -142,7 +152,11 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       secrets,
       downloader: deps.downloader,
       cacheDir: cacheDir,
-      prefetch: config.enable_prefetching,
+      // Half the content cache at most: prefetched blocks must leave room for readers'.
+      prefetch: reads !== undefined && {
+        budgetBytes: (config.max_content_cache_size_mb * 1024 * 1024) / 2,
+        reads,
+      },
       logger,
       onDownload: (result) => metrics.downloaded(result),
     });

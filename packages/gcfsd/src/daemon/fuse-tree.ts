@@ -1,6 +1,7 @@
-// The daemon's view of @gcfs/fuse: mountGcfs with gcfsd's flags, layers whose tables of
-// contents and blocks come from the session pool, and the file system's events counted
-// in the daemon's metrics.
+// The daemon's view of @gcfs/fuse: mountGcfs with gcfsd's flags (--flatten_images too),
+// layers whose tables of contents and blocks come from the session pool, prefetches into
+// its content cache, and the file system's events counted in the daemon's metrics (and
+// its reads handed to the read recording).
 
 import { describeError, type Logger } from '@gcfs/core';
 import { mountGcfs } from '@gcfs/fuse';
@@ -14,6 +15,7 @@ export function fuseMounter(logger: Logger): (options: MountOptions) => Promise<
       asyncRead: options.asyncRead,
       maxReadAhead: options.maxReadAhead,
       debug: options.debug,
+      flattenImages: options.flattenImages,
       content: {
         maxReadBlocks: options.maxReadBlocks,
         failOnMaxReadBlocks: options.failOnMaxReadBlocks,
@@ -23,7 +25,9 @@ export function fuseMounter(logger: Logger): (options: MountOptions) => Promise<
     mount.on('read', (event) => {
       metrics.reads.inc({ source: event.source });
       metrics.readBytes.inc({ source: event.source }, event.bytes);
+      options.onRead?.(event);
     });
+    mount.on('prefetch', (event) => metrics.prefetchedBytes.inc(event.bytes));
     mount.on('cache', (event) => {
       metrics.cacheHits.inc(event.hits);
       metrics.cacheMisses.inc(event.misses);
@@ -43,6 +47,7 @@ export function fuseMounter(logger: Logger): (options: MountOptions) => Promise<
         tree.addLayer(digest, { table, remote: sessions });
       },
       useLocalLayer: (digest, dir) => tree.switchLayer(digest, dir),
+      prefetch: (digest, first, count) => mount.prefetch(digest, first, count),
       setImage: (name, layers) => tree.setImage(name, layers),
       removeImage: (name) => void tree.removeImage(name),
       removeLayer: (digest) => void tree.removeLayer(digest),

@@ -5,6 +5,8 @@ export * from './images-in-use.js';
 export * from './layer-dirs.js';
 export * from './layer-downloads.js';
 export * from './metrics.js';
+export * from './prefetch.js';
 export * from './pull-secrets.js';
+export * from './read-reports.js';
 export * from './registrar.js';
 export * from './sessions.js';

@@ -41,6 +41,7 @@ export class DaemonMetrics {
   readonly blockFetchSeconds: Histogram;
   readonly cacheHits: Counter;
   readonly cacheMisses: Counter;
+  readonly prefetchedBytes: Counter;
   readonly downloads: Counter<'result'>;
   readonly downloadBytes: Counter;
   readonly downloadSeconds: Histogram;
@@ -90,6 +91,11 @@ export class DaemonMetrics {
     this.cacheMisses = new Counter({
       name: 'gcfsd_content_cache_misses_total',
       help: 'Block lookups the content cache missed',
+      registers,
+    });
+    this.prefetchedBytes = new Counter({
+      name: 'gcfsd_prefetched_bytes_total',
+      help: 'Bytes loaded into the content cache by prefetching (also counted as fetched from cfsd)',
       registers,
     });
     this.downloads = new Counter({

@@ -1,7 +1,8 @@
 // Image registration: what makes images/<name>/<i> exist. An image is authorized with cfsd
 // (with the node's pull secret), recorded in the images-in-use DB, put in the FUSE tree
 // (one symlink per layer), its layers downloaded in the background and switched to local
-// reads as they land, and its blocks prefetched. At start the DB's images are put back in
+// reads as they land, its blocks prefetched and its start-up reads recorded for cfsd's
+// prefetch reports (prefetch.ts, read-reports.ts). At start the DB's images are put back in
 // the tree at once, before cfsd answers, because snapshots already mounted use their paths.
 
 import {
@@ -23,6 +24,8 @@ import {
   type PullCredential,
 } from './layer-downloads.js';
 import { Mutex } from './mutex.js';
+import { type PrefetchBlocks, prefetchImage } from './prefetch.js';
+import type { ReadReporter } from './read-reports.js';
 import type { SessionLike, SessionPool } from './sessions.js';
 
 /** What registration needs of the FUSE tree (packages/fuse provides it; see fuse-tree.ts). */
@@ -36,7 +39,7 @@ export interface ImageTree {
   removeImage(name: string): void;
   removeLayer(digest: string): void;
   /** Fetch blocks into the content cache; without it, prefetch reports are not used. */
-  prefetch?(digest: string, first: number, count: number): Promise<void>;
+  prefetch?: PrefetchBlocks;
 }
 
 /** cfsd's AuthImage (CfsdClient has it). */
@@ -66,7 +69,11 @@ export interface RegistrarOptions {
   secrets: CredentialResolver;
   downloader: LayerDownloader;
   cacheDir: string;
-  prefetch: boolean;
+  /**
+   * --enable_prefetching: each registered image's prefetch report is loaded (up to
+   * `budgetBytes`), and what it reads at start recorded by `reads` for cfsd.
+   */
+  prefetch: false | { budgetBytes: number; reads: ReadReporter };
   logger: Logger;
   onDownload?: (result: DownloadResult) => void;
   /** Pace of AuthImage retries for images restored from the DB. */
@@ -143,7 +150,15 @@ export class Registrar {
       await this.#attach(record);
     });
     this.#startDownloads(record, credential);
-    if (this.#o.prefetch) void this.#prefetch(name, session);
+    if (this.#o.prefetch) {
+      // Registration comes just before the container starts: what it reads now is what
+      // a prefetch report should hold.
+      this.#o.prefetch.reads.watch(
+        name,
+        record.layers.map((layer) => layer.digest),
+      );
+      void this.#prefetch(name, session);
+    }
     return this.#describe(name)!;
   }
 
@@ -292,7 +307,7 @@ export class Registrar {
         );
         await this.#serveLayers(entry.record);
         this.#o.logger.info('Restored image authorized with cfsd', { image: name, attempt });
-        if (this.#o.prefetch) await this.#prefetch(name, session);
+        await this.#prefetch(name, session);
         return;
       } catch (err) {
         this.#o.sessions.delete(name);
@@ -311,28 +326,14 @@ export class Registrar {
   }
 
   async #prefetch(name: string, session: SessionLike): Promise<void> {
-    const fields = { imageName: name, module: 'filesystem_lib' };
-    try {
-      const prefetch = this.#o.tree.prefetch?.bind(this.#o.tree);
-      if (prefetch === undefined) return;
-      const report = await session.prefetchReport();
-      if (report === undefined) {
-        this.#o.logger.error('Prefetching for image failed', {
-          ...fields,
-          error: `getting prefetch image report for imageName="${name}" failed: no prefetch report for this image yet`,
-        });
-        return;
-      }
-      let blocks = 0;
-      for (const range of report.ranges) {
-        if (this.#local.has(range.layerDigest) || !this.#layers.has(range.layerDigest)) continue;
-        await prefetch(range.layerDigest, range.firstBlock, range.count);
-        blocks += range.count;
-      }
-      this.#o.logger.info('Prefetching for image done', { ...fields, blocks, reports: report.reports });
-    } catch (err) {
-      this.#o.logger.error('Prefetching for image failed', { ...fields, error: describeError(err) });
-    }
+    const prefetch = this.#o.tree.prefetch?.bind(this.#o.tree);
+    if (!this.#o.prefetch || prefetch === undefined) return;
+    await prefetchImage(name, session, {
+      prefetch,
+      streamed: (layer) => this.#layers.has(layer) && !this.#local.has(layer),
+      budgetBytes: this.#o.prefetch.budgetBytes,
+      logger: this.#o.logger,
+    });
   }
 
   #describe(name: string): RegisteredImage | undefined {

@@ -9,7 +9,14 @@ import { ErrorCode, GcfsError } from '@gcfs/core';
 /** The calls gcfsd makes with an image session (ImageSession has them). */
 export type SessionLike = Pick<
   ImageSession,
-  'layerIndex' | 'readBlocks' | 'prefetchReport' | 'close' | 'manifestDigest' | 'layers' | 'streamable'
+  | 'layerIndex'
+  | 'readBlocks'
+  | 'prefetchReport'
+  | 'reportReads'
+  | 'close'
+  | 'manifestDigest'
+  | 'layers'
+  | 'streamable'
 >;
 
 export class SessionPool {

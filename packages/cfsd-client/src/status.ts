@@ -2,7 +2,10 @@
 // stable codes. The gRPC status stays reachable as the error's cause and in its details.
 
 import { ErrorCode, GcfsError } from '@gcfs/core';
-import { type ServiceError, status } from '@grpc/grpc-js';
+import { isServiceError, serviceErrorCode } from '@gcfs/serving';
+import { status } from '@grpc/grpc-js';
+
+export { isServiceError };
 
 /** The calls of the ContainerFS service, as named in events, deadlines and errors. */
 export type CallKind = 'authImage' | 'layerIndex' | 'readBlocks' | 'prefetchReport' | 'reportReads';
@@ -17,10 +20,6 @@ const IDEMPOTENT: ReadonlySet<CallKind> = new Set([
 
 export function isIdempotent(kind: CallKind): boolean {
   return IDEMPOTENT.has(kind);
-}
-
-export function isServiceError(err: unknown): err is ServiceError {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && 'details' in err;
 }
 
 /** The name of a gRPC status code (`UNAVAILABLE`), for events, metrics labels and details. */
@@ -49,9 +48,6 @@ export function isRetryable(err: unknown, kind: CallKind): boolean {
   return isServiceError(err) && isRetryableStatus(err.code, kind);
 }
 
-/** Trailer in which cfsd sends the stable code behind a failure (see cfsd's grpc-errors.ts). */
-export const SERVICE_CODE_KEY = 'gcfs-error-code';
-
 const CODE_OF_STATUS: Partial<Record<status, ErrorCode>> = {
   [status.UNAVAILABLE]: ErrorCode.BackendUnavailable,
   [status.DEADLINE_EXCEEDED]: ErrorCode.BackendDeadlineExceeded,
@@ -62,14 +58,6 @@ const CODE_OF_STATUS: Partial<Record<status, ErrorCode>> = {
   [status.FAILED_PRECONDITION]: ErrorCode.NotStreamable,
   [status.CANCELLED]: ErrorCode.Aborted,
 };
-
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
-
-/** The stable code cfsd sent with the status, when it sent one we know. */
-function serviceCode(err: ServiceError): ErrorCode | undefined {
-  const value = err.metadata?.get(SERVICE_CODE_KEY)[0];
-  return typeof value === 'string' && KNOWN_CODES.has(value) ? (value as ErrorCode) : undefined;
-}
 
 /** UNAUTHENTICATED means wrong registry credentials for AuthImage, a stale token for content calls. */
 function codeOfStatus(kind: CallKind, code: status): ErrorCode {
@@ -91,7 +79,7 @@ export function callError(kind: CallKind, err: unknown, attempts = 1): GcfsError
       details: { call: kind },
     });
   }
-  const code = serviceCode(err) ?? codeOfStatus(kind, err.code);
+  const code = serviceErrorCode(err) ?? codeOfStatus(kind, err.code);
   const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
   return new GcfsError(code, `cfsd ${kind} failed${tries}: ${statusName(err.code)}: ${err.details}`, {
     cause: err,

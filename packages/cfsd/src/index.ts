@@ -1,5 +1,4 @@
 export * from './flags.js';
-export * from './grpc-errors.js';
 export * from './layer-indexer.js';
 export * from './server.js';
 export * from './session.js';

@@ -1,6 +1,6 @@
+import { toServiceError } from '@gcfs/serving';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { toServiceError } from './grpc-errors.js';
 import type { LayerIndexer } from './layer-indexer.js';
 
 /** Anything that counts block cache hits and misses (the cached store does). */

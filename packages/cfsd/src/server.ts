@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { containerfs, health } from '@gcfs/proto';
+import { bindGrpc, serveMetrics, stopGrpc } from '@gcfs/serving';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { createHealthService, type HealthState } from './health.js';
 import { ImageRegistry } from './image-registry.js';
@@ -90,70 +89,29 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
         Boolean(options.tls.caFile),
       )
     : ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
+  const port = await bindGrpc(server, options.listen, credentials);
   const address = options.listen.startsWith('unix:')
     ? options.listen
     : `${options.listen.slice(0, options.listen.lastIndexOf(':'))}:${port}`;
 
   const http = options.metricsListen
-    ? await startMetricsServer(options.metricsListen, metrics, healthState)
+    ? await serveMetrics(options.metricsListen, metrics.registry, () => healthState.serving)
     : undefined;
 
   let stopped: Promise<void> | undefined;
   return {
     address,
-    metricsAddress: http ? hostPort(http) : undefined,
+    metricsAddress: http?.address,
     metrics,
     indexer,
     stop(graceMs = 5000) {
       stopped ??= (async () => {
         healthState.serving = false;
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, graceMs);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
-        if (http) await new Promise((resolve) => http.close(resolve));
+        await stopGrpc(server, graceMs);
+        await http?.close();
         await store.close();
       })();
       return stopped;
     },
   };
-}
-
-function hostPort(server: HttpServer): string {
-  const { address, port } = server.address() as AddressInfo;
-  return `${address}:${port}`;
-}
-
-async function startMetricsServer(
-  listen: string,
-  metrics: CfsdMetrics,
-  healthState: HealthState,
-): Promise<HttpServer> {
-  const colon = listen.lastIndexOf(':');
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    } else if (req.url === '/healthz') {
-      res.writeHead(healthState.serving ? 200 : 503).end(healthState.serving ? 'ok\n' : 'stopping\n');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(listen.slice(colon + 1)), listen.slice(0, colon), resolve);
-  });
-  return server;
 }

@@ -1,7 +1,7 @@
 import { type Descriptor, type Digest, ErrorCode, GcfsError, redact, registerSecret } from '@gcfs/core';
 import { containerfs as pb } from '@gcfs/proto';
+import { toServiceError } from '@gcfs/serving';
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
-import { toServiceError } from './grpc-errors.js';
 import type { ImageRegistry, KnownImage } from './image-registry.js';
 import type { LayerIndexer, LayerOutcome } from './layer-indexer.js';
 import type { LayerIndexes } from './layer-indexes.js';

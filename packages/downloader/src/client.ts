@@ -1,7 +1,7 @@
 import { downloader as pb } from '@gcfs/proto';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { DownloadOutcome, DownloadRequest, LayerStatus } from './types.js';
-import { fromServiceError, stateFromWire } from './wire.js';
+import { fromDownloaderError, stateFromWire } from './wire.js';
 
 export interface DownloaderClientOptions {
   /** Deadline of GetLayerState and Cancel calls (default 10 s). Download has none by default. */
@@ -89,7 +89,7 @@ export class DownloaderClient {
     return new Promise((resolve, reject) => {
       const call = method(request, { deadline }, (err, res) => {
         signal?.removeEventListener('abort', onAbort);
-        if (err) reject(fromServiceError(err, `downloader ${what}`));
+        if (err) reject(fromDownloaderError(err, `downloader ${what}`));
         else resolve(res);
       });
       const onAbort = () => call.cancel();

@@ -1,4 +1,5 @@
 // Generated code lives in ./gen (npm run build regenerates it from proto/).
 export * as containerfs from './gen/gcfs/containerfs/v1/containerfs.js';
 export * as downloader from './gen/gcfs/downloader/v1/downloader.js';
+export * as gcfsdAdmin from './gen/gcfs/gcfsd/v1/admin.js';
 export * as health from './gen/grpc/health/v1/health.js';

@@ -1,5 +1,8 @@
-import { describeError, ErrorCode, isGcfsError } from '@gcfs/core';
+import { describeError, ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
 import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
+
+/** Trailer in which our services send the stable code behind a failure. */
+export const ERROR_CODE_TRAILER = 'gcfs-error-code';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.InvalidArgument]: GrpcStatus.INVALID_ARGUMENT,
@@ -27,10 +30,37 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   const code = isGcfsError(err) ? err.code : ErrorCode.Internal;
-  metadata.set('gcfs-error-code', code);
+  metadata.set(ERROR_CODE_TRAILER, code);
   return {
     code: STATUS_BY_CODE[code] ?? GrpcStatus.INTERNAL,
     details: describeError(err),
     metadata,
   };
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** The stable code a service of ours sent with a failed call, when it sent one we know. */
+export function serviceErrorCode(err: ServiceError): ErrorCode | undefined {
+  const value = err.metadata?.get(ERROR_CODE_TRAILER)[0];
+  return typeof value === 'string' && KNOWN_CODES.has(value) ? (value as ErrorCode) : undefined;
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as ServiceError).code === 'number' && 'details' in err;
+}
+
+/**
+ * A GcfsError for a failed call: the service's own code when it sent one, else the code
+ * `fallback` gives the status; the ServiceError is the cause.
+ */
+export function fromServiceError(
+  err: ServiceError,
+  what: string,
+  fallback: (status: GrpcStatus) => ErrorCode,
+): GcfsError {
+  const code = serviceErrorCode(err) ?? fallback(err.code);
+  return new GcfsError(code, `${what}: ${GrpcStatus[err.code]}: ${err.details || err.message}`, {
+    cause: err,
+  });
 }

@@ -1,8 +1,9 @@
 import { registerSecret } from '@gcfs/core';
 import type { downloader as pb } from '@gcfs/proto';
+import { toServiceError } from '@gcfs/serving';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { DownloadOutcome, DownloadRequest } from '../types.js';
-import { stateToWire, toServiceError } from '../wire.js';
+import { stateToWire } from '../wire.js';
 import type { LayerDownloader } from './manager.js';
 
 /** Called with every Download call answered, for logs and metrics. */

@@ -1,15 +1,12 @@
-import { rm } from 'node:fs/promises';
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { downloader as pb } from '@gcfs/proto';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { bindGrpcUnixSocket, serveMetrics, stopGrpc } from '@gcfs/serving';
+import { Server } from '@grpc/grpc-js';
 import { untarLayer } from '../untar/index.js';
 import type { RegistryAccessOptions, Untar } from './fetch-layer.js';
 import { createDownloaderService, type ResponseObserver } from './grpc-service.js';
 import { type CacheRecovery, LayerCache } from './layer-cache.js';
 import { LayerDownloader } from './manager.js';
 import { DownloaderMetrics } from './metrics.js';
-import { prepareSocketPath, restrictSocket } from './socket.js';
 
 export interface DownloaderServerOptions {
   /** The Unix socket to serve on (--downloader_uds_path). */
@@ -65,70 +62,30 @@ export async function startDownloaderServer(options: DownloaderServerOptions): P
     }),
   );
 
-  const address = `unix:${options.socketPath}`;
-  await prepareSocketPath(options.socketPath);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
-  const http = options.metricsListen ? await serveMetrics(options.metricsListen, metrics) : undefined;
+  const address = await bindGrpcUnixSocket(server, options.socketPath);
+  let http: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   try {
-    await restrictSocket(options.socketPath);
+    http = options.metricsListen ? await serveMetrics(options.metricsListen, metrics.registry) : undefined;
   } catch (err) {
-    server.forceShutdown();
-    http?.close();
+    await stopGrpc(server, 0, options.socketPath);
     throw err;
   }
 
   let stopped: Promise<void> | undefined;
   return {
     address,
-    metricsAddress: http ? hostPort(http) : undefined,
+    metricsAddress: http?.address,
     downloader,
     metrics,
     recovery,
     stop(graceMs = 5000) {
       stopped ??= (async () => {
-        const shutdown = new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, graceMs);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
+        const shutdown = stopGrpc(server, graceMs, options.socketPath);
         await downloader.close();
         await shutdown;
-        await rm(options.socketPath, { force: true });
-        if (http) await new Promise((resolve) => http.close(resolve));
+        await http?.close();
       })();
       return stopped;
     },
   };
-}
-
-function hostPort(server: HttpServer): string {
-  const { address, port } = server.address() as AddressInfo;
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-async function serveMetrics(listen: string, metrics: DownloaderMetrics): Promise<HttpServer> {
-  const colon = listen.lastIndexOf(':');
-  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(err.message),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(listen.slice(colon + 1)), host || undefined, resolve);
-  });
-  return server;
 }

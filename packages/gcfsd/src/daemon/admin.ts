@@ -1,16 +1,12 @@
-// gcfsd's admin endpoint: HTTP/JSON on a root-only Unix socket, for tools and tests
-// (`curl --unix-socket /run/gcfsd/admin.sock http://gcfsd/v1/images`). The snapshotter
-// calls the Registrar in-process; this exposes the same calls outside the process.
-//
-//   GET    /v1/images          images in use
-//   POST   /v1/images          {"image": "<ref>", "credential"?: {username, password}}: register
-//   DELETE /v1/images/<name>   mark unused (URL-encoded name); GC removes it
-//   POST   /v1/gc              run a GC pass now
+// gcfsd's admin API (gcfs.gcfsd.v1.Admin) on a root-only Unix socket beside the mount
+// point: what the snapshotter does in-process, for tools and tests.
 
-import { chmod, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
-import { describeError, ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
+import { promisify } from 'node:util';
+import { ErrorCode, GcfsError } from '@gcfs/core';
+import { gcfsdAdmin as pb } from '@gcfs/proto';
+import { bindGrpcUnixSocket, fromServiceError, stopGrpc, toServiceError } from '@gcfs/serving';
+import { credentials, Server, type ServiceError } from '@grpc/grpc-js';
 import type { GcResult } from './gc.js';
 import type { PullCredential } from './layer-downloads.js';
 import type { RegisteredImage } from './registrar.js';
@@ -28,126 +24,99 @@ export interface AdminApi {
   collect(): Promise<GcResult>;
 }
 
-const MAX_BODY = 1 << 20;
-
-const STATUS_OF: Partial<Record<ErrorCode, number>> = {
-  [ErrorCode.InvalidArgument]: 400,
-  [ErrorCode.InvalidReference]: 400,
-  [ErrorCode.Unauthorized]: 401,
-  [ErrorCode.Denied]: 403,
-  [ErrorCode.NotFound]: 404,
-  [ErrorCode.NotStreamable]: 409,
-  [ErrorCode.BackendUnavailable]: 503,
-};
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new GcfsError(ErrorCode.InvalidArgument, 'request body too large');
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch {
-    throw new GcfsError(ErrorCode.InvalidArgument, 'request body is not JSON');
-  }
+function toWire(image: RegisteredImage): pb.Image {
+  return {
+    name: image.name,
+    path: image.path,
+    manifestDigest: image.manifestDigest,
+    layers: image.layers,
+    registeredAtUnixMs: image.registeredAt,
+  };
 }
 
-async function route(api: AdminApi, req: IncomingMessage): Promise<unknown> {
-  const path = (req.url ?? '/').split('?')[0]!;
-  if (path === '/v1/images' && req.method === 'GET') return { images: api.list() };
-  if (path === '/v1/images' && req.method === 'POST') {
-    const body = (await readJson(req)) as { image?: unknown; credential?: PullCredential };
-    if (typeof body.image !== 'string') throw new GcfsError(ErrorCode.InvalidArgument, 'no "image" string');
-    return api.register(body.image, body.credential === undefined ? {} : { credential: body.credential });
-  }
-  if (path.startsWith('/v1/images/') && req.method === 'DELETE') {
-    const name = decodeURIComponent(path.slice('/v1/images/'.length));
-    if (!(await api.unregister(name))) throw new GcfsError(ErrorCode.NotFound, `image ${name} is not in use`);
-    return { name, inUse: false };
-  }
-  if (path === '/v1/gc' && req.method === 'POST') return api.collect();
-  throw new GcfsError(ErrorCode.NotFound, `no ${req.method} ${path}`);
+function fromWire(image: pb.Image): RegisteredImage {
+  return {
+    name: image.name,
+    path: image.path,
+    manifestDigest: image.manifestDigest,
+    layers: image.layers,
+    registeredAt: image.registeredAtUnixMs,
+  };
 }
 
-export async function serveAdmin(api: AdminApi, socketPath: string): Promise<Server> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    route(api, req).then(
-      (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
-      (err: unknown) => {
-        const code = isGcfsError(err) ? err.code : ErrorCode.Internal;
-        res
-          .writeHead(STATUS_OF[code] ?? 500, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ code, message: describeError(err) }));
-      },
+function unary<Req, Res>(handle: (req: Req) => Promise<Res>) {
+  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, res?: Res) => void) => {
+    handle(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err)),
     );
-  });
-  // A socket left by a crashed gcfsd would make listen fail with EADDRINUSE.
-  await rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  await chmod(socketPath, 0o600);
-  return server;
+  };
 }
 
-/** A client of the admin endpoint, for tools and tests. */
+/** Serve the admin API; resolves with a stop function. */
+export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ stop(): Promise<void> }> {
+  const server = new Server();
+  const service: pb.AdminServer = {
+    registerImage: unary(async (req: pb.RegisterImageRequest) => {
+      if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
+      return toWire(await api.register(req.image, req.credential ? { credential: req.credential } : {}));
+    }),
+    listImages: unary(async () => ({ images: api.list().map(toWire) })),
+    unregisterImage: unary(async (req: pb.UnregisterImageRequest) => {
+      if (!(await api.unregister(req.name))) {
+        throw new GcfsError(ErrorCode.NotFound, `image ${req.name} is not in use`);
+      }
+      return {};
+    }),
+    collectGarbage: unary(async () => {
+      const result = await api.collect();
+      return { images: result.images, layers: result.layers, ms: Math.round(result.ms) };
+    }),
+  };
+  server.addService(pb.AdminService, service);
+  await bindGrpcUnixSocket(server, socketPath);
+  return { stop: () => stopGrpc(server, 1000, socketPath) };
+}
+
+/** A client of the admin API, for tools and tests. */
 export class AdminClient {
-  readonly #socketPath: string;
+  readonly #client: pb.AdminClient;
 
   constructor(socketPath: string) {
-    this.#socketPath = socketPath;
+    this.#client = new pb.AdminClient(`unix:${socketPath}`, credentials.createInsecure());
   }
 
-  register(image: string, credential?: PullCredential): Promise<RegisteredImage> {
-    return this.#call('POST', '/v1/images', { image, credential });
+  async register(image: string, credential?: PullCredential): Promise<RegisteredImage> {
+    const req = pb.RegisterImageRequest.fromPartial({ image, ...(credential ? { credential } : {}) });
+    return fromWire(await this.#call<pb.RegisterImageRequest, pb.Image>('registerImage', req));
   }
+
   async list(): Promise<RegisteredImage[]> {
-    return (await this.#call<{ images: RegisteredImage[] }>('GET', '/v1/images')).images;
-  }
-  async unregister(name: string): Promise<void> {
-    await this.#call('DELETE', `/v1/images/${encodeURIComponent(name)}`);
-  }
-  collect(): Promise<GcResult> {
-    return this.#call('POST', '/v1/gc');
+    return (await this.#call<pb.ListImagesRequest, pb.ListImagesResponse>('listImages', {})).images.map(
+      fromWire,
+    );
   }
 
-  #call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        { socketPath: this.#socketPath, method, path, headers: { host: 'gcfsd' } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') as T & {
-              code?: ErrorCode;
-              message?: string;
-            };
-            if (res.statusCode === 200) resolve(parsed);
-            else
-              reject(
-                new GcfsError(
-                  parsed?.code ?? ErrorCode.Internal,
-                  `gcfsd: ${parsed?.message ?? res.statusCode}`,
-                ),
-              );
-          });
-        },
-      );
-      req.on('error', (err) =>
-        reject(
-          new GcfsError(ErrorCode.Internal, `cannot reach gcfsd on ${this.#socketPath}`, { cause: err }),
-        ),
-      );
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  async unregister(name: string): Promise<void> {
+    await this.#call('unregisterImage', { name });
+  }
+
+  collect(): Promise<GcResult> {
+    return this.#call<pb.CollectGarbageRequest, GcResult>('collectGarbage', {});
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  async #call<Req, Res>(method: keyof pb.AdminClient & string, req: Req): Promise<Res> {
+    const fn = promisify((this.#client[method] as (...args: unknown[]) => unknown).bind(this.#client)) as (
+      req: Req,
+    ) => Promise<Res>;
+    try {
+      return await fn(req);
+    } catch (err) {
+      throw fromServiceError(err as ServiceError, `gcfsd admin ${method}`, () => ErrorCode.Internal);
+    }
   }
 }

@@ -3,17 +3,17 @@
 // DB. The FUSE file system itself comes from the `mount` dependency (packages/fuse).
 
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
 import { describeError, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
+import { serveMetrics } from '@gcfs/serving';
 import { type GcfsdConfig, layerCacheDir } from '../flags.js';
 import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
-import { DaemonMetrics, resolveClientUid, serveMetrics } from './metrics.js';
+import { DaemonMetrics, resolveClientUid } from './metrics.js';
 import { PullSecrets } from './pull-secrets.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
 import { type ImageTree, Registrar } from './registrar.js';
@@ -60,14 +60,6 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-function closeServer(server: Server | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (server === undefined) return resolve();
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
 export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies): Promise<RunningDaemon> {
   const { logger } = deps;
   // The same default as the downloader's, so both processes agree on the cache dir.
@@ -96,9 +88,9 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       client_uid: clientUid,
       client_version: config.client_version,
     });
-    const served = await serveMetrics(metrics.registry, config.port);
+    const served = await serveMetrics(`:${config.port}`, metrics.registry);
     logger.info('Starting Prometheus metrics HTTP handler', { port: served.port });
-    cleanups.push(() => closeServer(served.server));
+    cleanups.push(() => served.close());
 
     await mkdir(cacheDir, { recursive: true, mode: 0o700 });
     const cached = await listCachedLayers(cacheDir);
@@ -185,7 +177,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       },
       adminSocket,
     );
-    cleanups.push(() => closeServer(admin));
+    cleanups.push(() => admin.stop());
 
     logger.info('GCFSD: serving', { admin_socket: adminSocket });
     gc.start();

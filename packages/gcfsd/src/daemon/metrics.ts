@@ -3,8 +3,6 @@
 // version (--client_*), as GKE's gcfsd labels its own.
 
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { GcResult } from './gc.js';
 import type { DownloadResult } from './layer-downloads.js';
@@ -170,30 +168,4 @@ export class DaemonMetrics {
     this.gcRemoved.inc({ kind: 'image' }, result.images.length);
     this.gcSeconds.observe(result.ms / 1000);
   }
-}
-
-/** Serve `GET /metrics` on `port` (0: any free port); resolves with the bound port. */
-export async function serveMetrics(
-  registry: Registry,
-  port: number,
-  host?: string,
-): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('not found\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500).end(`${String(err)}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return { server, port: (server.address() as AddressInfo).port };
 }

@@ -14,7 +14,7 @@ import { startCfsd } from '@gcfs/cfsd';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { buildImage, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
-import { type ManagedProcess, startProcess, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { curl, type ManagedProcess, startProcess, startRegistry, tempDirFor } from '@gcfs/testkit';
 import { AdminClient, adminSocketPath } from '../../src/daemon/admin.js';
 import { imageDirName } from '../../src/daemon/registrar.js';
 
@@ -113,6 +113,7 @@ test('registration: symlinks at once, switched to local layers after download, r
   assert.match(first.output(), /Starting Prometheus metrics HTTP handler/);
   assert.match(first.output(), /Detected 0 existing layers in cacheDir/);
   const admin = new AdminClient(adminSocketPath(mnt));
+  t.after(() => admin.close());
   const registered = await admin.register(image);
   assert.equal(registered.name, image);
   const imageDir = join(mnt, 'images', imageDirName(image));
@@ -144,9 +145,9 @@ test('registration: symlinks at once, switched to local layers after download, r
     /"msg":"Starting Prometheus metrics HTTP handler"[^\n]*"port":(\d+)|"port":(\d+)[^\n]*"msg":"Starting Prometheus metrics HTTP handler"/.exec(
       first.output(),
     );
-  const metrics = await (
-    await fetch(`http://127.0.0.1:${metricsPort?.[1] ?? metricsPort?.[2]}/metrics`)
-  ).text();
+  const metrics = (
+    await curl(['-sS', `http://127.0.0.1:${metricsPort?.[1] ?? metricsPort?.[2]}/metrics`])
+  ).body.toString();
   assert.match(metrics, /gcfsd_fuse_reads_total\{[^}]*source="remote"[^}]*client_uid="e2e"[^}]*\} [1-9]/);
   assert.match(metrics, /gcfsd_layer_downloads_total\{[^}]*result="succeeded"[^}]*\} 2/);
   assert.match(metrics, /gcfsd_backend_fetched_bytes_total\{[^}]*\} [1-9]/);

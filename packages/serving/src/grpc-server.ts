@@ -1,0 +1,86 @@
+import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { ErrorCode, GcfsError } from '@gcfs/core';
+import { type Server, ServerCredentials } from '@grpc/grpc-js';
+
+/**
+ * Make way for a server socket at `path`: its parent dir created (0700, root only) when
+ * missing, a stale socket of a dead process removed. Refuses to remove anything that is not
+ * a socket, or a socket that a live process still answers on.
+ */
+export async function prepareSocketPath(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isSocket) {
+    throw new GcfsError(ErrorCode.Config, `${path} exists and is not a socket: not replacing it`, {
+      hint: 'choose another socket path or remove the file',
+    });
+  }
+  if (await answers(path)) {
+    throw new GcfsError(ErrorCode.Config, `another process is serving on ${path}`, {
+      hint: 'is the daemon already running?',
+    });
+  }
+  await unlink(path);
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Bind `server` to `address` (`host:port` or `unix:/path`); resolves with the port bound. */
+export function bindGrpc(
+  server: Server,
+  address: string,
+  credentials = ServerCredentials.createInsecure(),
+): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+}
+
+/**
+ * Serve gRPC on a root-only Unix socket (connecting needs write permission on it): a stale
+ * socket is replaced, the socket is 0600 in a 0700 directory.
+ */
+export async function bindGrpcUnixSocket(server: Server, path: string): Promise<string> {
+  await prepareSocketPath(path);
+  const address = `unix:${path}`;
+  await bindGrpc(server, address);
+  try {
+    await chmod(path, 0o600);
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  return address;
+}
+
+/** Stop accepting calls, give calls in flight `graceMs`, then cut them; removes `socketPath`. */
+export async function stopGrpc(server: Server, graceMs: number, socketPath?: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+  if (socketPath) await rm(socketPath, { force: true });
+}

@@ -1,0 +1,3 @@
+export * from './grpc-errors.js';
+export * from './grpc-server.js';
+export * from './metrics-server.js';

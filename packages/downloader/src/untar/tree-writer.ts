@@ -8,7 +8,6 @@ import {
   lstatSync,
   lutimesSync,
   mkdirSync,
-  open,
   openSync,
   readdirSync,
   rmSync,
@@ -16,7 +15,6 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { parentPath, type TocEntry } from '@gcfs/index';
 import { llistxattr, lremovexattr, lsetxattr, mknod } from '@gcfs/native';
@@ -24,7 +22,6 @@ import { llistxattr, lremovexattr, lsetxattr, mknod } from '@gcfs/native';
 /** overlayfs hides the lower layers under a directory carrying this xattr set to `y`. */
 export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
-const openFile = promisify(open);
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const NODE_TYPE: Record<string, number> = {
@@ -126,13 +123,6 @@ export class TreeWriter {
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
-    this.#removeExisting(name);
-    create(path);
-  }
-
-  /** Make room at `name` for a new object (see #create). */
-  #removeExisting(name: string): void {
-    const path = this.#abs(name);
     if (lstatSync(path).isDirectory()) {
       rmSync(path, { recursive: true });
       for (const dir of this.#dirs) if (dir === name || dir.startsWith(`${name}/`)) this.#dirs.delete(dir);
@@ -140,17 +130,14 @@ export class TreeWriter {
       unlinkSync(path);
       this.#whiteouts.delete(name);
     }
+    create(path);
   }
 
   /** A regular file, its content streamed from `body`; returns the bytes written. */
   async file(entry: TocEntry, body: AsyncIterable<Buffer>, check: () => void): Promise<number> {
-    // File creation is most of an untar's time (inode allocation in the kernel): on libuv's
-    // pool, so that the downloader's concurrent untars create files in parallel.
-    const path = this.#abs(entry.name);
-    const fd = await openFile(path, CREATE_FILE, 0o600).catch((err: unknown) => {
-      if (!isErrno(err, 'EEXIST')) throw err;
-      this.#removeExisting(entry.name);
-      return openFile(path, CREATE_FILE, 0o600);
+    let fd = -1;
+    this.#create(entry.name, (path) => {
+      fd = openSync(path, CREATE_FILE, 0o600);
     });
     let bytes = 0;
     try {

@@ -3,6 +3,8 @@
 const BENCHMARKS = {
   'registry-throughput': () => import('./registry-throughput.mjs'),
   cfsd: () => import('./cfsd.mjs'),
+  downloader: () => import('./downloader.mjs'),
+  fuse: () => import('./fuse.mjs'),
 };
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');

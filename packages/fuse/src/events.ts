@@ -1,5 +1,6 @@
 // What the file system reports for gcfsd's metrics. Libraries emit events; only daemons log.
 
+import type { BlockFetchEvent } from '@gcfs/cfsd-client';
 import type { GcfsError } from '@gcfs/core';
 
 /** A FUSE read of a layer file was answered (`source`: cfsd blocks or the local copy). */
@@ -12,14 +13,8 @@ export interface ReadEvent {
   ms: number;
 }
 
-/** Blocks arrived from the backend: `bytes` uncompressed, `ms` for the call. */
-export interface BlockFetchEvent {
-  layer: string;
-  first: number;
-  count: number;
-  bytes: number;
-  ms: number;
-}
+/** Blocks arrived from the backend: the same event as the cfsd client's. */
+export type { BlockFetchEvent };
 
 /** Content cache lookups of one read: blocks found, and blocks that had to be waited for or fetched. */
 export interface CacheEvent {

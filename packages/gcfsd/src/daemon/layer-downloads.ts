@@ -11,36 +11,12 @@ import {
   type Logger,
   sleep,
 } from '@gcfs/core';
+import type { DownloadOutcome, DownloadRequest, PullSecret } from '@gcfs/downloader';
 import type { LayerRecord } from './images-in-use.js';
 import { cachedLayerDir, untarLayerDir } from './layer-dirs.js';
 
-export interface PullCredential {
-  username?: string;
-  password?: string;
-  identityToken?: string;
-}
-
-/** The downloader's request, as @gcfs/downloader's DownloaderClient takes it. */
-export interface DownloadRequest {
-  imageName: string;
-  layerId: string;
-  layerDir: string;
-  untarDir: string;
-  mediaType?: string;
-  size?: number;
-  pullSecret?: PullCredential;
-}
-
-/** The part of the downloader's answer gcfsd uses. */
-export interface DownloadOutcome {
-  succeeded: boolean;
-  hasMismatchedHash: boolean;
-  errorReason: string;
-  errorCode: string;
-  bytes: number;
-  seconds: number;
-  alreadyPresent: boolean;
-}
+/** Registry credentials a layer is downloaded with. */
+export type PullCredential = PullSecret;
 
 /** What gcfsd needs of the downloader (DownloaderClient has it). */
 export interface LayerDownloader {

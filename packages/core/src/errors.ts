@@ -55,6 +55,10 @@ export const ErrorCode = {
   LayerWrite: 'ERR_LAYER_WRITE',
   /** The layer downloader (`gcfsd --downloader`) cannot be reached on its socket. */
   DownloaderUnavailable: 'ERR_DOWNLOADER_UNAVAILABLE',
+  /** Something of that name exists already (a snapshot key, a committed name). */
+  AlreadyExists: 'ERR_ALREADY_EXISTS',
+  /** The call is valid but the state forbids it (removing a snapshot that has children). */
+  FailedPrecondition: 'ERR_FAILED_PRECONDITION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -14,6 +14,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.Denied]: GrpcStatus.PERMISSION_DENIED,
   [ErrorCode.PermissionDenied]: GrpcStatus.PERMISSION_DENIED,
   [ErrorCode.NotFound]: GrpcStatus.NOT_FOUND,
+  [ErrorCode.AlreadyExists]: GrpcStatus.ALREADY_EXISTS,
+  [ErrorCode.FailedPrecondition]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.NotStreamable]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.UnsupportedSchema]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.UnsupportedMediaType]: GrpcStatus.FAILED_PRECONDITION,

@@ -1,0 +1,3 @@
+export * from './filters.js';
+export * from './service.js';
+export * from './snapshotter.js';

@@ -1,0 +1,114 @@
+// containerd.services.snapshots.v1.Snapshots over a Snapshotter: what containerd's
+// proxy_plugins of type "snapshot" call. Errors carry the gRPC codes containerd maps to
+// its errdefs (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT).
+
+import { ErrorCode, GcfsError } from '@gcfs/core';
+import { snapshots as pb } from '@gcfs/proto';
+import { bindGrpcUnixSocket, stopGrpc, toServiceError } from '@gcfs/serving';
+import { Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import type { Mount, SnapshotInfo, SnapshotKind, Snapshotter } from './snapshotter.js';
+
+// Infos per List message: containerd reads the stream to its end, small batches keep
+// each message far below gRPC's size limit however many labels a snapshot has.
+const LIST_BATCH = 100;
+
+const KINDS: Record<SnapshotKind, pb.Kind> = {
+  view: pb.Kind.VIEW,
+  active: pb.Kind.ACTIVE,
+  committed: pb.Kind.COMMITTED,
+};
+
+function timestamp(ms: number) {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+export function toWireInfo(info: SnapshotInfo): pb.Info {
+  return {
+    name: info.name,
+    parent: info.parent,
+    kind: KINDS[info.kind],
+    createdAt: timestamp(info.createdAt),
+    updatedAt: timestamp(info.updatedAt),
+    labels: info.labels,
+  };
+}
+
+function toWireMounts(mounts: Mount[]) {
+  return { mounts: mounts.map((mount) => ({ ...mount, target: '' })) };
+}
+
+function requireKey(key: string): string {
+  if (key === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot key is required');
+  return key;
+}
+
+function unary<Req, Res>(handle: (req: Req) => Res | Promise<Res>) {
+  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, res?: Res) => void) => {
+    Promise.resolve()
+      .then(() => handle(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+  };
+}
+
+function list(snapshotter: Snapshotter) {
+  return (call: ServerWritableStream<pb.ListSnapshotsRequest, pb.ListSnapshotsResponse>) => {
+    try {
+      const infos = snapshotter.list(call.request.filters).map(toWireInfo);
+      for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH) });
+      call.end();
+    } catch (err) {
+      call.destroy(toServiceError(err) as ServiceError);
+    }
+  };
+}
+
+/** The service implementation, to add to any grpc-js Server. */
+export function snapshotsService(snapshotter: Snapshotter): pb.SnapshotsServer {
+  return {
+    prepare: unary(async (req: pb.PrepareSnapshotRequest) =>
+      toWireMounts(await snapshotter.prepare(requireKey(req.key), req.parent, req.labels)),
+    ),
+    view: unary(async (req: pb.ViewSnapshotRequest) =>
+      toWireMounts(await snapshotter.view(requireKey(req.key), req.parent, req.labels)),
+    ),
+    mounts: unary((req: pb.MountsRequest) => toWireMounts(snapshotter.mounts(requireKey(req.key)))),
+    commit: unary(async (req: pb.CommitSnapshotRequest) => {
+      if (req.name === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot name is required');
+      await snapshotter.commit(req.name, requireKey(req.key), req.labels);
+      return {};
+    }),
+    remove: unary(async (req: pb.RemoveSnapshotRequest) => {
+      await snapshotter.remove(requireKey(req.key));
+      return {};
+    }),
+    stat: unary((req: pb.StatSnapshotRequest) => ({
+      info: toWireInfo(snapshotter.stat(requireKey(req.key))),
+    })),
+    update: unary(async (req: pb.UpdateSnapshotRequest) => {
+      const info = req.info;
+      if (!info) throw new GcfsError(ErrorCode.InvalidArgument, 'Update needs the snapshot info');
+      const updated = await snapshotter.update(requireKey(info.name), info.labels, req.updateMask ?? []);
+      return { info: toWireInfo(updated) };
+    }),
+    list: list(snapshotter),
+    usage: unary(async (req: pb.UsageRequest) => snapshotter.usage(requireKey(req.key))),
+    cleanup: unary(async () => {
+      await snapshotter.cleanup();
+      return {};
+    }),
+  };
+}
+
+/** Serve the snapshots API on a root-only Unix socket; resolves with a stop function. */
+export async function serveSnapshots(
+  snapshotter: Snapshotter,
+  socketPath: string,
+): Promise<{ address: string; stop(): Promise<void> }> {
+  const server = new Server();
+  server.addService(pb.SnapshotsService, snapshotsService(snapshotter));
+  const address = await bindGrpcUnixSocket(server, socketPath);
+  return { address, stop: () => stopGrpc(server, 1000, socketPath) };
+}

@@ -1,0 +1,240 @@
+// Snapshots as containerd's overlayfs snapshotter makes them: snapshots/<id>/fs (the
+// layer, the upperdir of an active) and snapshots/<id>/work under the root, metadata in
+// <root>/metadata.lmdb. Creation makes the directory first and commits the metadata
+// second; removal commits the metadata first and removes the directory second. A crash
+// therefore leaves at worst a directory no record names, which open() and cleanup()
+// remove.
+
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, GcfsError } from '@gcfs/core';
+import { type FieldLookup, matchesFilter, parseFilters } from './filters.js';
+import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } from './metadata.js';
+import { diskUsage, type Usage } from './usage.js';
+
+export type { SnapshotInfo, SnapshotKind } from './metadata.js';
+export type { Usage } from './usage.js';
+
+/** containerd.types.Mount without the target, which the caller chooses. */
+export interface Mount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export class Snapshotter {
+  readonly root: string;
+  readonly #metadata: Metadata;
+  #nextId: number;
+  /** Ids whose directory exists but whose metadata is not committed yet: cleanup() spares them. */
+  readonly #creating = new Set<number>();
+
+  private constructor(root: string, metadata: Metadata, nextId: number) {
+    this.root = root;
+    this.#metadata = metadata;
+    this.#nextId = nextId;
+  }
+
+  /** Open (creating it if needed) the snapshotter at `root`; leftovers of a crash are removed. */
+  static async open(root: string): Promise<Snapshotter> {
+    await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
+    const metadata = Metadata.open(join(root, 'metadata.lmdb'));
+    const ids = metadata.all().map((info) => info.id);
+    const snapshotter = new Snapshotter(root, metadata, Math.max(0, ...ids) + 1);
+    try {
+      await snapshotter.cleanup();
+    } catch (err) {
+      await metadata.close();
+      throw err;
+    }
+    return snapshotter;
+  }
+
+  /** An active snapshot on `parent` ('' for none): its mounts are writable. */
+  prepare(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+    return this.#create('active', key, parent, labels);
+  }
+
+  /** A read-only view of `parent`. */
+  view(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+    return this.#create('view', key, parent, labels);
+  }
+
+  /** The mounts of an active snapshot or a view. */
+  mounts(key: string): Mount[] {
+    const info = this.#metadata.require(key);
+    if (info.kind === 'committed') {
+      throw new GcfsError(ErrorCode.FailedPrecondition, `snapshot ${key} is committed, not active or view`);
+    }
+    return this.#mountsOf(info);
+  }
+
+  /** Turn the active snapshot `key` into the committed snapshot `name`, with `labels` only. */
+  async commit(name: string, key: string, labels: Record<string, string> = {}): Promise<void> {
+    await this.#metadata.write(() => {
+      if (this.#metadata.get(name)) {
+        throw new GcfsError(ErrorCode.AlreadyExists, `committed snapshot ${name} already exists`);
+      }
+      const active = this.#metadata.require(key);
+      if (active.kind !== 'active') {
+        throw new GcfsError(ErrorCode.FailedPrecondition, `snapshot ${key} is not active`);
+      }
+      const now = Date.now();
+      const committed: SnapshotRecord = {
+        id: active.id,
+        kind: 'committed',
+        parent: active.parent,
+        labels: { ...labels },
+        createdAt: now,
+        updatedAt: now,
+      };
+      return { result: undefined, writes: { [key]: undefined, [name]: committed } };
+    });
+  }
+
+  /** Remove a snapshot that no other snapshot has as its parent. */
+  async remove(key: string): Promise<void> {
+    const info = await this.#metadata.write(() => {
+      const info = this.#metadata.require(key);
+      if (this.#metadata.hasChildren(key)) {
+        throw new GcfsError(ErrorCode.FailedPrecondition, `cannot remove snapshot ${key}: it has children`);
+      }
+      return { result: info, writes: { [key]: undefined } };
+    });
+    await rm(this.#dir(info.id), { recursive: true, force: true });
+  }
+
+  stat(key: string): SnapshotInfo {
+    return this.#metadata.require(key);
+  }
+
+  /**
+   * Change the labels of `name`: with no paths (or the path `labels`) they become
+   * `labels`; with `labels.<key>` paths only those keys are set, or deleted when absent.
+   */
+  update(name: string, labels: Record<string, string>, paths: readonly string[] = []): Promise<SnapshotInfo> {
+    return this.#metadata.write(() => {
+      const info = this.#metadata.require(name);
+      let next: Record<string, string> = { ...info.labels };
+      if (paths.length === 0) next = { ...labels };
+      for (const path of paths) {
+        if (path === 'labels') {
+          next = { ...labels };
+        } else if (path.startsWith('labels.')) {
+          const key = path.slice('labels.'.length);
+          const value = labels[key];
+          if (value === undefined) delete next[key];
+          else next[key] = value;
+        } else {
+          throw new GcfsError(ErrorCode.InvalidArgument, `cannot update field ${path} of snapshot ${name}`);
+        }
+      }
+      const { name: _name, ...record } = info;
+      const updated = { ...record, labels: next, updatedAt: Date.now() };
+      return { result: { name, ...updated }, writes: { [name]: updated } };
+    });
+  }
+
+  /** The snapshots any of `filters` matches (containerd's syntax; none: all). */
+  list(filters: readonly string[] = []): SnapshotInfo[] {
+    const filter = parseFilters(filters);
+    return this.#metadata.all().filter((info) => matchesFilter(filter, fieldsOf(info)));
+  }
+
+  /** Disk use of the snapshot's own directory (its layer, or an active's upper dir). */
+  async usage(key: string): Promise<Usage> {
+    return diskUsage(join(this.#dir(this.#metadata.require(key).id), 'fs'));
+  }
+
+  /** Remove snapshot directories that no record names (left by a crash). */
+  async cleanup(): Promise<void> {
+    const known = new Set(this.#metadata.all().map((info) => String(info.id)));
+    for (const id of this.#creating) known.add(String(id));
+    const entries = await readdir(join(this.root, 'snapshots'));
+    for (const entry of entries) {
+      if (!known.has(entry)) await rm(join(this.root, 'snapshots', entry), { recursive: true, force: true });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#metadata.close();
+  }
+
+  async #create(
+    kind: SnapshotKind,
+    key: string,
+    parent: string,
+    labels: Record<string, string>,
+  ): Promise<Mount[]> {
+    if (key === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot key must not be empty');
+    const id = this.#nextId++;
+    const dir = this.#dir(id);
+    this.#creating.add(id);
+    try {
+      await mkdir(join(dir, 'fs'), { recursive: true, mode: 0o755 });
+      if (kind === 'active') await mkdir(join(dir, 'work'), { mode: 0o711 });
+      const info = await this.#metadata.write(() => {
+        if (this.#metadata.get(key))
+          throw new GcfsError(ErrorCode.AlreadyExists, `snapshot ${key} already exists`);
+        if (parent !== '') {
+          const parentInfo = this.#metadata.get(parent);
+          if (!parentInfo)
+            throw new GcfsError(ErrorCode.NotFound, `parent snapshot ${parent} does not exist`);
+          if (parentInfo.kind !== 'committed') {
+            throw new GcfsError(ErrorCode.InvalidArgument, `parent ${parent} is not a committed snapshot`);
+          }
+        }
+        const now = Date.now();
+        const record: SnapshotRecord = {
+          id,
+          kind,
+          parent,
+          labels: { ...labels },
+          createdAt: now,
+          updatedAt: now,
+        };
+        return { result: { name: key, ...record }, writes: { [key]: record } };
+      });
+      return this.#mountsOf(info);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      this.#creating.delete(id);
+    }
+  }
+
+  #dir(id: number): string {
+    return join(this.root, 'snapshots', String(id));
+  }
+
+  #mountsOf(info: SnapshotInfo): Mount[] {
+    const parents = info.parent === '' ? [] : this.#metadata.chain(info.parent);
+    const fs = (id: number) => join(this.#dir(id), 'fs');
+    if (parents.length === 0) {
+      return [{ type: 'bind', source: fs(info.id), options: [info.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];
+    }
+    const lowerdir = `lowerdir=${parents.map(fs).join(':')}`;
+    if (info.kind === 'active') {
+      const options = [`workdir=${join(this.#dir(info.id), 'work')}`, `upperdir=${fs(info.id)}`, lowerdir];
+      return [{ type: 'overlay', source: 'overlay', options }];
+    }
+    if (parents.length === 1) return [{ type: 'bind', source: fs(parents[0]!), options: ['ro', 'rbind'] }];
+    return [{ type: 'overlay', source: 'overlay', options: [lowerdir] }];
+  }
+}
+
+const KIND_NAMES: Record<SnapshotKind, string> = { view: 'View', active: 'Active', committed: 'Committed' };
+
+/** containerd's snapshot filter fields: name, parent, kind (View/Active/Committed), labels.<key>. */
+function fieldsOf(info: SnapshotInfo): FieldLookup {
+  return (path) => {
+    const [field, ...rest] = path;
+    if (field === 'labels') return rest.length === 0 ? undefined : info.labels[rest.join('.')];
+    if (rest.length > 0) return undefined;
+    if (field === 'name') return info.name;
+    if (field === 'parent') return info.parent;
+    if (field === 'kind') return KIND_NAMES[info.kind];
+    return undefined;
+  };
+}

@@ -1,3 +1,5 @@
+export * from './containerd.js';
+export * from './cri.js';
 export * from './curl.js';
 export * from './process.js';
 export * as rawTar from './raw-tar.js';

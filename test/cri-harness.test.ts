@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { cri } from '@gcfs/proto';
+import { CriClient, readCriLog, startContainerd, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { BUSYBOX_IMAGE, PAUSE_IMAGE, pushTestImage } from './cri-images.js';
+
+/** A registry with the pause and busybox images, containerd pulling from it, a CRI client. */
+async function criSetup(t: TestContext) {
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const sandboxImage = await pushTestImage(registry.host, 'test/pause', PAUSE_IMAGE);
+  const image = await pushTestImage(registry.host, 'test/busybox', BUSYBOX_IMAGE);
+  const containerd = await startContainerd({ registryHost: registry.host, sandboxImage });
+  t.after(() => containerd.stop());
+  const client = new CriClient(containerd.address);
+  t.after(() => client.close());
+  const logs = await tempDirFor(t, 'gcfs-cri-logs-');
+  return { containerd, client, image, logDirectory: logs.path };
+}
+
+/** Command lines of live processes that contain `needle`. */
+async function processesWith(needle: string): Promise<string[]> {
+  const found = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(join('/proc', pid, 'cmdline'), 'utf8').catch(() => '');
+    if (cmdline.includes(needle)) found.push(cmdline.replaceAll('\0', ' '));
+  }
+  return found;
+}
+
+test('containerd 1.6 through CRI: pull, host-network pod, containers, logs, exit codes, removal', async (t) => {
+  const { containerd, client, image, logDirectory } = await criSetup(t);
+  const version = await client.version();
+  assert.equal(version.runtimeName, 'containerd');
+  assert.equal(version.runtimeApiVersion, 'v1');
+
+  const imageRef = await client.pullImage(image);
+  assert.match(imageRef, /^sha256:[0-9a-f]{64}$/);
+  const status = await client.imageStatus(image);
+  assert.equal(status?.id, imageRef);
+  assert.ok(status?.repoTags.includes(image));
+
+  const pod = await client.runPodSandbox({ name: 'hello', logDirectory });
+  const container = await client.createContainer(pod, {
+    name: 'hello',
+    image,
+    command: ['/bin/sh', '-c'],
+    args: ['echo hello-from-cri; echo "$GREETING" >&2; exit 3'],
+    env: { GREETING: 'from-env' },
+  });
+  await client.startContainer(container.id);
+  const exited = await client.waitForExit(container.id);
+  assert.equal(exited.exitCode, 3);
+  assert.equal(exited.logPath, container.logFile);
+  assert.deepEqual((await readCriLog(container.logFile)).toSorted(), ['from-env', 'hello-from-cri']);
+
+  // A second container in the same pod: exit code 0 and its own log.
+  const second = await client.createContainer(pod, { name: 'second', image, command: ['echo', 'again'] });
+  await client.startContainer(second.id);
+  assert.equal((await client.waitForExit(second.id)).exitCode, 0);
+  assert.deepEqual(await readCriLog(second.logFile), ['again']);
+
+  // StopContainer with no grace period kills a running container.
+  const sleeper = await client.createContainer(pod, { name: 'sleeper', image, command: ['sleep', '1000'] });
+  await client.startContainer(sleeper.id);
+  await client.stopContainer(sleeper.id, 0);
+  assert.equal((await client.waitForExit(sleeper.id)).exitCode, 137);
+
+  await client.removeContainer(second.id);
+  await client.removePod(pod.id);
+  await assert.rejects(client.containerStatus(container.id), /not found|does not exist/);
+  await client.removeImage(image);
+  assert.equal(await client.imageStatus(image), undefined);
+
+  await containerd.stop();
+  assert.equal(existsSync(containerd.stateDir), false);
+  assert.deepEqual(await processesWith(containerd.address), []);
+});
+
+test('stop() with a pod and a container still running leaves nothing behind', async (t) => {
+  const { containerd, client, image, logDirectory } = await criSetup(t);
+  await client.pullImage(image);
+  const pod = await client.runPodSandbox({ name: 'left-running', logDirectory });
+  const marker = `${process.pid}${Date.now() % 100_000}`;
+  const container = await client.createContainer(pod, { name: 'sleeper', image, command: ['sleep', marker] });
+  await client.startContainer(container.id);
+  assert.equal((await client.containerStatus(container.id)).state, cri.ContainerState.CONTAINER_RUNNING);
+  assert.equal((await processesWith(`sleep\0${marker}`)).length, 1);
+  const shimAddress = await readFile(
+    join(containerd.stateDir, 'io.containerd.runtime.v2.task/k8s.io', pod.id, 'address'),
+    'utf8',
+  );
+  const shimSocket = shimAddress.replace(/^unix:\/\//, '');
+  assert.ok(existsSync(shimSocket));
+
+  await containerd.stop();
+  assert.deepEqual(await processesWith(containerd.address), []);
+  assert.deepEqual(await processesWith(`sleep\0${marker}`), []);
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  assert.equal(mountinfo.includes(containerd.rootDir), false);
+  assert.equal(existsSync(containerd.rootDir), false);
+  for (const hierarchy of ['pids', 'memory']) {
+    assert.equal(existsSync(join('/sys/fs/cgroup', hierarchy, 'k8s.io', container.id)), false);
+    assert.equal(existsSync(join('/sys/fs/cgroup', hierarchy, 'k8s.io', pod.id)), false);
+  }
+  assert.equal(existsSync(shimSocket), false);
+});

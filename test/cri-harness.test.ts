@@ -4,16 +4,27 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { cri } from '@gcfs/proto';
-import { CriClient, readCriLog, startContainerd, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { Snapshotter, serveSnapshots } from '@gcfs/snapshotter';
+import {
+  type ContainerdOptions,
+  CriClient,
+  readCriLog,
+  startContainerd,
+  startRegistry,
+  tempDirFor,
+} from '@gcfs/testkit';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE, pushTestImage } from './cri-images.js';
 
 /** A registry with the pause and busybox images, containerd pulling from it, a CRI client. */
-async function criSetup(t: TestContext) {
+async function criSetup(
+  t: TestContext,
+  snapshotter: Pick<ContainerdOptions, 'snapshotter' | 'proxySnapshotters'> = {},
+) {
   const registry = await startRegistry();
   t.after(() => registry.stop());
   const sandboxImage = await pushTestImage(registry.host, 'test/pause', PAUSE_IMAGE);
   const image = await pushTestImage(registry.host, 'test/busybox', BUSYBOX_IMAGE);
-  const containerd = await startContainerd({ registryHost: registry.host, sandboxImage });
+  const containerd = await startContainerd({ registryHost: registry.host, sandboxImage, ...snapshotter });
   t.after(() => containerd.stop());
   const client = new CriClient(containerd.address);
   t.after(() => client.close());
@@ -108,4 +119,31 @@ test('stop() with a pod and a container still running leaves nothing behind', as
     assert.equal(existsSync(join('/sys/fs/cgroup', hierarchy, 'k8s.io', pod.id)), false);
   }
   assert.equal(existsSync(shimSocket), false);
+});
+
+test('a proxy snapshotter named in the config serves CRI pulls and containers', async (t) => {
+  const dir = await tempDirFor(t, 'gcfs-cri-proxy-');
+  const snapshotter = await Snapshotter.open(join(dir.path, 'root'));
+  const served = await serveSnapshots(snapshotter, join(dir.path, 'snapshotter.sock'));
+  t.after(async () => {
+    await served.stop();
+    await snapshotter.close();
+  });
+  const { client, image, logDirectory } = await criSetup(t, {
+    snapshotter: 'gcfs-test',
+    proxySnapshotters: { 'gcfs-test': join(dir.path, 'snapshotter.sock') },
+  });
+  await client.pullImage(image);
+  // The sandbox image went through it too: committed layers and the pod's active snapshot.
+  const pod = await client.runPodSandbox({ name: 'proxied', logDirectory });
+  const container = await client.createContainer(pod, {
+    name: 'hello',
+    image,
+    command: ['echo', 'via-proxy'],
+  });
+  await client.startContainer(container.id);
+  assert.equal((await client.waitForExit(container.id)).exitCode, 0);
+  assert.deepEqual(await readCriLog(container.logFile), ['via-proxy']);
+  assert.ok((await readdir(join(dir.path, 'root', 'snapshots'))).length >= 3);
+  await client.removePod(pod.id);
 });

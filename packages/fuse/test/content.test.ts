@@ -115,6 +115,18 @@ test('a layer switched to its local copy is read from local files, and its image
   assert.ok(reads.length > 0 && reads.every((e) => e.source === 'local'));
 });
 
+test('with the kernel cache on (the default), a re-read of a layer file never reaches gcfsd', async (t) => {
+  const fx = await fixture(t, SPEC);
+  const { mount, mnt } = await mountFixture(t, fx, { kernelCache: true });
+  const path = join(mnt, 'layers', layerDirName(fx.layers[0]!), 'a/big');
+  const reads = collect<ReadEvent>(mount, 'read');
+  const first = await childSha256(path);
+  const afterFirst = reads.length;
+  assert.ok(afterFirst > 0);
+  assert.equal(await childSha256(path), first);
+  assert.equal(reads.length, afterFirst, 'the second read came from the page cache');
+});
+
 test('with cfsd down, streamed reads fail with EIO in bounded time, local layers keep working, and reads recover', async (t) => {
   const fx = await fixture(t, SPEC, {
     deadlines: { readBlocks: 1_000 },

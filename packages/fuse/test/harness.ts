@@ -114,7 +114,8 @@ export async function mountFixture(
     await cleanStaleMount(mnt);
     await dir.cleanup();
   });
-  mount = await mountGcfs({ mountPoint: mnt, ...options });
+  // Off unless a test asks: the suites observe every read reaching our content path.
+  mount = await mountGcfs({ mountPoint: mnt, kernelCache: false, ...options });
   for (const digest of fx.layers) {
     mount.tree.addLayer(digest, { table: await fx.session.layerIndex(digest), remote: fx.session });
   }

@@ -147,3 +147,10 @@ test('a proxy snapshotter named in the config serves CRI pulls and containers', 
   assert.ok((await readdir(join(dir.path, 'root', 'snapshots'))).length >= 3);
   await client.removePod(pod.id);
 });
+
+test('startContainerd fails with containerd output when containerd cannot start', async () => {
+  await assert.rejects(
+    startContainerd({ registryHost: '127.0.0.1:9', sandboxImage: 'x', extraConfig: '[broken' }),
+    (err: Error) => /containerd: exited before it was ready/.test(err.message) && /toml/i.test(err.message),
+  );
+});

@@ -154,3 +154,23 @@ test('startContainerd fails with containerd output when containerd cannot start'
     (err: Error) => /containerd: exited before it was ready/.test(err.message) && /toml/i.test(err.message),
   );
 });
+
+test('restart(): a running container survives containerd restarting and the pod takes new containers', async (t) => {
+  const { containerd, client, image, logDirectory } = await criSetup(t);
+  await client.pullImage(image);
+  const pod = await client.runPodSandbox({ name: 'restarted', logDirectory });
+  const sleeper = await client.createContainer(pod, { name: 'sleeper', image, command: ['sleep', '1000'] });
+  await client.startContainer(sleeper.id);
+
+  await containerd.restart();
+  assert.equal((await client.containerStatus(sleeper.id)).state, cri.ContainerState.CONTAINER_RUNNING);
+  const after = await client.createContainer(pod, {
+    name: 'after',
+    image,
+    command: ['echo', 'after-restart'],
+  });
+  await client.startContainer(after.id);
+  assert.equal((await client.waitForExit(after.id)).exitCode, 0);
+  assert.deepEqual(await readCriLog(after.logFile), ['after-restart']);
+  await client.removePod(pod.id);
+});

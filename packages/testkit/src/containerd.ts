@@ -3,6 +3,7 @@ import { readdir, readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
+import { CriClient } from './cri.js';
 import { type ManagedProcess, startProcess } from './process.js';
 import { makeTempDir } from './temp.js';
 
@@ -31,6 +32,11 @@ export interface RunningContainerd {
   readonly configFile: string;
   readonly logFile: string;
   logs(): Promise<string>;
+  /**
+   * Stop containerd (SIGTERM) and start it again with the same config, root and state, as a
+   * node's containerd restart: shims and containers keep running, snapshots stay.
+   */
+  restart(): Promise<void>;
   /**
    * Kill containerd, every shim it started and their containers, unmount whatever is left under
    * its dirs and remove them. Idempotent; meant for t.after, so it also works half-started.
@@ -66,18 +72,30 @@ export async function startContainerd(options: ContainerdOptions): Promise<Runni
       await dir.cleanup();
     }
   };
+  const launch = () =>
+    withCriClient(address, (cri) =>
+      startProcess({
+        name: 'containerd',
+        command: CONTAINERD_BINARY,
+        args: ['--config', configFile, '--log-level', 'debug'],
+        // A fixed PATH: containerd finds containerd-shim-runc-v2 and runc in Debian's dirs.
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir.path },
+        logFile,
+        // CRI answers "server is not initialized yet" for a while after containerd has booted.
+        ready: {
+          check: () =>
+            cri.version().then(
+              () => true,
+              () => false,
+            ),
+        },
+        readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
+        stopTimeoutMs: 10_000,
+      }),
+    );
   try {
     await writeFile(configFile, containerdConfig({ ...options, dir: dir.path, rootDir, stateDir, address }));
-    proc = await startProcess({
-      name: 'containerd',
-      command: CONTAINERD_BINARY,
-      args: ['--config', configFile, '--log-level', 'debug'],
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir.path },
-      logFile,
-      ready: { logLine: /containerd successfully booted/ },
-      readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
-      stopTimeoutMs: 10_000,
-    });
+    proc = await launch();
   } catch (err) {
     await stop();
     throw err;
@@ -89,8 +107,23 @@ export async function startContainerd(options: ContainerdOptions): Promise<Runni
     configFile,
     logFile,
     logs: () => readFile(logFile, 'utf8'),
+    async restart() {
+      if (stopped) throw new GcfsError(ErrorCode.FailedPrecondition, 'containerd already stopped');
+      await proc?.stop();
+      proc = undefined;
+      proc = await launch();
+    },
     stop,
   };
+}
+
+async function withCriClient<T>(address: string, use: (client: CriClient) => Promise<T>): Promise<T> {
+  const client = new CriClient(address, { deadlineMs: 2000 });
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
 }
 
 interface ConfigInput extends ContainerdOptions {

@@ -134,6 +134,15 @@ test('a proxy snapshotter named in the config serves CRI pulls and containers', 
     proxySnapshotters: { 'gcfs-test': join(dir.path, 'snapshotter.sock') },
   });
   await client.pullImage(image);
+  // disable_snapshot_annotations = false: the layer's snapshot carries CRI's labels.
+  const layers = snapshotter
+    .list()
+    .filter((info) => info.labels['containerd.io/snapshot/cri.image-ref'] === image);
+  assert.equal(layers.length, 1);
+  assert.match(
+    layers[0]?.labels['containerd.io/snapshot/cri.manifest-digest'] ?? '',
+    /^sha256:[0-9a-f]{64}$/,
+  );
   // The sandbox image went through it too: committed layers and the pod's active snapshot.
   const pod = await client.runPodSandbox({ name: 'proxied', logDirectory });
   const container = await client.createContainer(pod, {

@@ -60,7 +60,8 @@ function list(snapshotter: Snapshotter) {
       for (let i = 0; i < infos.length; i += LIST_BATCH) call.write({ info: infos.slice(i, i + LIST_BATCH) });
       call.end();
     } catch (err) {
-      call.destroy(toServiceError(err) as ServiceError);
+      // grpc-js sends the status of a streaming call from an 'error' event.
+      call.emit('error', toServiceError(err));
     }
   };
 }

@@ -79,11 +79,13 @@ test('containerd 1.6 pulls through the gcfs proxy snapshotter and runs a contain
   });
   const ref = `${registry.host}/snap/app:v1`;
 
-  const snapshotter = await Snapshotter.open(join(temp.path, 'snapshotter'));
-  cleanups.push(() => snapshotter.close());
   const socket = join(temp.path, 'run', 'gcfs.sock');
-  const server = await serveSnapshots(snapshotter, socket);
-  cleanups.push(() => server.stop());
+  let snapshotter = await Snapshotter.open(join(temp.path, 'snapshotter'));
+  let server = await serveSnapshots(snapshotter, socket);
+  cleanups.push(async () => {
+    await server.stop();
+    await snapshotter.close();
+  });
 
   const dir = join(temp.path, 'containerd');
   await run('mkdir', ['-p', dir]);
@@ -128,6 +130,14 @@ test('containerd 1.6 pulls through the gcfs proxy snapshotter and runs a contain
     // later, in its background GC.
     const after = (await ctr('snapshots', '--snapshotter', 'gcfs', 'ls')).stdout;
     assert.doesNotMatch(after, /Active/, after);
+
+    // Our restart: containerd reconnects, the snapshots are still there and still run.
+    await server.stop();
+    await snapshotter.close();
+    snapshotter = await Snapshotter.open(join(temp.path, 'snapshotter'));
+    server = await serveSnapshots(snapshotter, socket);
+    assert.equal((await ctr('snapshots', '--snapshotter', 'gcfs', 'ls')).stdout, listed);
+    assert.equal((await ctr('run', '--snapshotter', 'gcfs', '--rm', ref, 't1')).stdout, 'from layer 2');
   } catch (err) {
     const log = await readFile(join(dir, 'containerd.log'), 'utf8').catch(() => '');
     throw new Error(`${String(err)}\ncontainerd log (tail):\n${log.slice(-4000)}`, { cause: err });

@@ -252,3 +252,13 @@ test('restart: records and directories survive; directories without a record are
   await second.cleanup();
   assert.equal((await readdir(join(root, 'snapshots'))).length, 3);
 });
+
+test('concurrent prepares of one key: exactly one wins, the losers leave no directory', async (t) => {
+  const { snapshotter } = await openIn(t);
+  const results = await Promise.allSettled(Array.from({ length: 8 }, () => snapshotter.prepare('k', '')));
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  for (const r of results) {
+    if (r.status === 'rejected') assert.equal((r.reason as { code: string }).code, ErrorCode.AlreadyExists);
+  }
+  assert.deepEqual(await readdir(join(snapshotter.root, 'snapshots')), [String(idOf(snapshotter, 'k'))]);
+});

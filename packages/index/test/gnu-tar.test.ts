@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import type { LayerCompression } from '@gcfs/core';
 import type { LongNameFormat } from '@gcfs/image-builder';
-import { diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
+import {
+  diffTrees,
+  gnuTarCreate,
+  gnuTarExtract,
+  makeRealTree,
+  snapshotTree,
+  tempDirFor,
+} from '@gcfs/testkit';
 import { Toc } from '../src/index.js';
 import { BLOCK_SIZE, ENTRIES } from './fixtures.js';
 import {
@@ -20,7 +26,7 @@ import {
   treeOfIndex,
 } from './helpers.js';
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 
 const CASES: Array<[LayerCompression, LongNameFormat]> = [
   ['gzip', 'pax'],
@@ -69,33 +75,12 @@ for (const [compression, longNames] of CASES) {
 test('a tar written by GNU tar from a real directory indexes right (posix and gnu formats)', async (t) => {
   const dir = await tempDirFor(t);
   const src = join(dir.path, 'src');
-  const long = join(src, 'x'.repeat(120), 'y'.repeat(120));
-  await mkdir(long, { recursive: true });
-  await writeFile(join(long, 'z'.repeat(150)), 'long names');
-  await mkdir(join(src, 'sub'), { mode: 0o705 });
-  await writeFile(join(src, 'sub/data'), Buffer.alloc(300_000, 7));
-  await writeFile(join(src, 'sub/random'), await readRandom(200_000));
-  await writeFile(join(src, 'empty'), '');
-  await run('ln', [join(src, 'sub/data'), join(src, 'hard')]);
-  await run('ln', ['-s', 'sub/data', join(src, 'soft')]);
-  await run('mkfifo', [join(src, 'fifo')]);
-  await run('mknod', [join(src, 'null'), 'c', '1', '3']);
-  await run('setfattr', [
-    '-n',
-    'security.capability',
-    '-v',
-    '0x01000002ffffffff00000000ffffffff00000000',
-    join(src, 'sub/data'),
-  ]);
-  await run('setfattr', ['-n', 'user.text', '-v', 'hello', join(src, 'sub')]);
-  await run('chown', ['1234:5678', join(src, 'empty')]);
-  await run('touch', ['-h', '-d', '@1600000000.123456789', join(src, 'soft')]);
+  await makeRealTree(src);
 
-  for (const format of ['posix', 'gnu']) {
+  for (const format of ['posix', 'gnu'] as const) {
     const tar = join(dir.path, `${format}.tar`);
     // GNU tar stores xattrs in PAX records only: the gnu format carries none.
-    const xattrs = format === 'posix' ? ['--xattrs', '--xattrs-include=*'] : [];
-    await run('tar', [...xattrs, `--format=${format}`, '-cpf', tar, '-C', src, '.']);
+    await gnuTarCreate(src, tar, format);
     const { index, sink } = await indexFile(tar, 'none', { blockSize: 64 * 1024 });
     const out = join(dir.path, `out-${format}`);
     await gnuTarExtract(tar, out);
@@ -116,8 +101,3 @@ test('a tar written by GNU tar from a real directory indexes right (posix and gn
     );
   }
 });
-
-async function readRandom(size: number): Promise<Buffer> {
-  const { randomBytes } = await import('node:crypto');
-  return randomBytes(size);
-}

@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { LayerCompression } from '@gcfs/core';
 import { type Entry, EVERY_ENTRY_KIND, type LongNameFormat } from '@gcfs/image-builder';
 import { lgetxattr } from '@gcfs/native';
-import { deviceNumbers, diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
+import {
+  deviceNumbers,
+  diffTrees,
+  gnuTarCreate,
+  gnuTarExtract,
+  makeRealTree,
+  snapshotTree,
+  tempDirFor,
+} from '@gcfs/testkit';
 import { untarLayer } from '../../src/untar/index.js';
-import { buildLayerBlobs, overlayView, run, untarBlob } from './helpers.js';
+import { buildLayerBlobs, overlayView, untarBlob } from './helpers.js';
 
 const CASES: Array<[LayerCompression, LongNameFormat]> = [
   ['gzip', 'pax'],
@@ -86,34 +94,11 @@ test('entries replaced within a layer end as GNU tar leaves them', async (t) => 
 test('a tar GNU tar wrote from a real tree (posix and gnu formats) untars equal, mtimes to the microsecond', async (t) => {
   const dir = await tempDirFor(t, 'gcfs-untar-');
   const src = join(dir.path, 'src');
-  const deep = join(src, 'x'.repeat(120), 'y'.repeat(120));
-  await mkdir(deep, { recursive: true });
-  await writeFile(join(deep, 'z'.repeat(150)), 'long names');
-  await mkdir(join(src, 'sub'), { mode: 0o705 });
-  await writeFile(join(src, 'sub/data'), Buffer.alloc(300_000, 7));
-  await writeFile(join(src, 'empty'), '');
-  await run('ln', [join(src, 'sub/data'), join(src, 'hard')]);
-  await run('ln', ['-s', 'sub/data', join(src, 'soft')]);
-  await run('mkfifo', [join(src, 'fifo')]);
-  await run('mknod', [join(src, 'null'), 'c', '1', '3']);
-  await run('setfattr', [
-    '-n',
-    'security.capability',
-    '-v',
-    '0x01000002ffffffff00000000ffffffff00000000',
-    join(src, 'sub/data'),
-  ]);
-  await run('setfattr', ['-n', 'user.text', '-v', 'hello', join(src, 'sub')]);
-  await run('chown', ['1234:5678', join(src, 'empty')]);
-  await run('chmod', ['2755', join(src, 'sub')]);
-  await run('touch', ['-h', '-d', '@1600000000.123456789', join(src, 'soft')]);
-  await run('touch', ['-d', '@1500000000.999999999', join(src, 'empty')]);
-  await run('touch', ['-d', '@1400000000.5', join(src, 'sub')]);
+  await makeRealTree(src);
 
-  for (const format of ['posix', 'gnu']) {
+  for (const format of ['posix', 'gnu'] as const) {
     const tar = join(dir.path, `${format}.tar`);
-    const xattrs = format === 'posix' ? ['--xattrs', '--xattrs-include=*'] : [];
-    await run('tar', [...xattrs, `--format=${format}`, '-cpf', tar, '-C', src, '.']);
+    await gnuTarCreate(src, tar, format);
     const ours = join(dir.path, `ours-${format}`);
     const reference = join(dir.path, `gnu-${format}`);
     await untarLayer(createReadStream(tar), ours);

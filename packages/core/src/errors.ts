@@ -59,6 +59,8 @@ export const ErrorCode = {
   AlreadyExists: 'ERR_ALREADY_EXISTS',
   /** The call is valid but the state forbids it (removing a snapshot that has children). */
   FailedPrecondition: 'ERR_FAILED_PRECONDITION',
+  /** A streamed layer cannot be served now (its image is not registered, its index not loaded). */
+  LayerUnavailable: 'ERR_LAYER_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -22,6 +22,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.PlatformNotFound]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.TooManyRequests]: GrpcStatus.RESOURCE_EXHAUSTED,
   [ErrorCode.RegistryUnavailable]: GrpcStatus.UNAVAILABLE,
+  [ErrorCode.LayerUnavailable]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.Aborted]: GrpcStatus.CANCELLED,
 };
 

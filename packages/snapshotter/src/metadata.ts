@@ -5,6 +5,7 @@
 
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { type Database, open } from 'lmdb';
+import type { RemoteLayerRef } from './remote.js';
 
 export type SnapshotKind = 'view' | 'active' | 'committed';
 
@@ -18,6 +19,8 @@ export interface SnapshotRecord {
   /** Unix ms. */
   createdAt: number;
   updatedAt: number;
+  /** A committed layer served by the streaming side instead of snapshots/<id>/fs. */
+  remote?: RemoteLayerRef;
 }
 
 export interface SnapshotInfo extends SnapshotRecord {
@@ -67,15 +70,15 @@ export class Metadata {
     return false;
   }
 
-  /** The ids of `name` and its ancestors, nearest first. */
-  chain(name: string): number[] {
-    const ids: number[] = [];
+  /** `name` and its ancestors, nearest first. */
+  chain(name: string): SnapshotInfo[] {
+    const infos: SnapshotInfo[] = [];
     for (let current = name; current !== ''; ) {
       const info = this.require(current);
-      ids.push(info.id);
+      infos.push(info);
       current = info.parent;
     }
-    return ids;
+    return infos;
   }
 
   /**
@@ -100,6 +103,6 @@ export class Metadata {
 }
 
 function toInfo(name: string, stored: StoredRecord): SnapshotInfo {
-  const { id, kind, parent, labels, createdAt, updatedAt } = stored;
-  return { name, id, kind, parent, labels, createdAt, updatedAt };
+  const { id, kind, parent, labels, createdAt, updatedAt, remote } = stored;
+  return { name, id, kind, parent, labels, createdAt, updatedAt, ...(remote && { remote }) };
 }

@@ -3,13 +3,27 @@
 // <root>/metadata.lmdb. Creation makes the directory first and commits the metadata
 // second; removal commits the metadata first and removes the directory second. A crash
 // therefore leaves at worst a directory no record names, which open() and cleanup()
-// remove.
+// remove. Remote snapshots (remote.ts) are one record and no directory.
 
+import { EventEmitter } from 'node:events';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { type FieldLookup, matchesFilter, parseFilters } from './filters.js';
 import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } from './metadata.js';
+import {
+  type FallbackEvent,
+  FallbackMemory,
+  fallbackOf,
+  isFallback,
+  layerUnavailable,
+  REMOTE_LABEL,
+  type RemoteLayerRef,
+  type RemoteLayers,
+  remoteLayerOf,
+  SNAPSHOT_REF_LABEL,
+  sameImage,
+} from './remote.js';
 import { diskUsage, type Usage } from './usage.js';
 
 export type { SnapshotInfo, SnapshotKind } from './metadata.js';
@@ -22,25 +36,46 @@ export interface Mount {
   options: string[];
 }
 
-export class Snapshotter {
+export interface SnapshotterOptions {
+  /** The streaming side; without it every snapshot is a normal one. */
+  remote?: RemoteLayers;
+  /** How long the other layers of an image that fell back fall back without asking (default 60 s). */
+  fallbackMemoryMs?: number;
+}
+
+export interface SnapshotterEvents {
+  /** A layer was committed as a remote snapshot. */
+  remote: [{ target: string; layer: RemoteLayerRef }];
+  /** An image is pulled normally instead of streamed (once per image within the memory's TTL). */
+  fallback: [FallbackEvent];
+  /** The streaming side failed to release an image no snapshot uses. */
+  releaseFailed: [{ layer: RemoteLayerRef; error: unknown }];
+}
+
+export class Snapshotter extends EventEmitter<SnapshotterEvents> {
   readonly root: string;
   readonly #metadata: Metadata;
+  readonly #remote: RemoteLayers | undefined;
+  readonly #fallbacks: FallbackMemory;
   #nextId: number;
   /** Ids whose directory exists but whose metadata is not committed yet: cleanup() spares them. */
   readonly #creating = new Set<number>();
 
-  private constructor(root: string, metadata: Metadata, nextId: number) {
+  private constructor(root: string, metadata: Metadata, nextId: number, options: SnapshotterOptions) {
+    super();
     this.root = root;
     this.#metadata = metadata;
     this.#nextId = nextId;
+    this.#remote = options.remote;
+    this.#fallbacks = new FallbackMemory(options.fallbackMemoryMs ?? 60_000);
   }
 
   /** Open (creating it if needed) the snapshotter at `root`; leftovers of a crash are removed. */
-  static async open(root: string): Promise<Snapshotter> {
+  static async open(root: string, options: SnapshotterOptions = {}): Promise<Snapshotter> {
     await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
     const metadata = Metadata.open(join(root, 'metadata.lmdb'));
     const ids = metadata.all().map((info) => info.id);
-    const snapshotter = new Snapshotter(root, metadata, Math.max(0, ...ids) + 1);
+    const snapshotter = new Snapshotter(root, metadata, Math.max(0, ...ids) + 1, options);
     try {
       await snapshotter.cleanup();
     } catch (err) {
@@ -50,8 +85,20 @@ export class Snapshotter {
     return snapshotter;
   }
 
-  /** An active snapshot on `parent` ('' for none): its mounts are writable. */
-  prepare(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+  /**
+   * An active snapshot on `parent` ('' for none): its mounts are writable. With the
+   * `containerd.io/snapshot.ref` label of an unpack and a streamable layer, the layer is
+   * committed as a remote snapshot under that name instead and ALREADY_EXISTS thrown.
+   */
+  async prepare(key: string, parent: string, labels: Record<string, string> = {}): Promise<Mount[]> {
+    const target = labels[SNAPSHOT_REF_LABEL];
+    if (
+      target !== undefined &&
+      this.#remote !== undefined &&
+      (await this.#commitRemote(target, parent, labels))
+    ) {
+      throw new GcfsError(ErrorCode.AlreadyExists, `snapshot ${target} already exists (streamed by gcfs)`);
+    }
     return this.#create('active', key, parent, labels);
   }
 
@@ -102,6 +149,21 @@ export class Snapshotter {
       return { result: info, writes: { [key]: undefined } };
     });
     await rm(this.#dir(info.id), { recursive: true, force: true });
+    const layer = info.remote;
+    if (layer !== undefined && this.#remote !== undefined && !this.#uses(layer)) {
+      await this.#remote
+        .release(layer)
+        .catch((error: unknown) => this.emit('releaseFailed', { layer, error }));
+    }
+  }
+
+  /** One layer of every image that remote snapshots use (gcfsd makes sure they are served). */
+  remoteImages(): RemoteLayerRef[] {
+    const images: RemoteLayerRef[] = [];
+    for (const { remote } of this.#metadata.all()) {
+      if (remote !== undefined && !images.some((known) => sameImage(known, remote))) images.push(remote);
+    }
+    return images;
   }
 
   stat(key: string): SnapshotInfo {
@@ -141,9 +203,11 @@ export class Snapshotter {
     return this.#metadata.all().filter((info) => matchesFilter(filter, fieldsOf(info)));
   }
 
-  /** Disk use of the snapshot's own directory (its layer, or an active's upper dir). */
+  /** Disk use of the snapshot's own directory (its layer, or an active's upper dir); 0 when remote. */
   async usage(key: string): Promise<Usage> {
-    return diskUsage(join(this.#dir(this.#metadata.require(key).id), 'fs'));
+    const info = this.#metadata.require(key);
+    if (info.remote !== undefined) return { size: 0, inodes: 0 };
+    return diskUsage(join(this.#dir(info.id), 'fs'));
   }
 
   /** Remove snapshot directories that no record names (left by a crash). */
@@ -204,22 +268,85 @@ export class Snapshotter {
     }
   }
 
+  /**
+   * Commit the layer an unpack asks for as a remote snapshot named `target`; false when it
+   * cannot be streamed (the caller makes a normal snapshot and containerd pulls the layer).
+   */
+  async #commitRemote(target: string, parent: string, labels: Record<string, string>): Promise<boolean> {
+    const remote = this.#remote!;
+    // Another pull of the same image committed it meanwhile: containerd finds it by its label.
+    if (this.#metadata.get(target)?.kind === 'committed') return true;
+    const depth = parent === '' ? 0 : this.#metadata.chain(parent).length;
+    const layer = remoteLayerOf(target, labels, depth);
+    if (isFallback(layer)) {
+      this.#fallBack(layer.manifestDigest ?? 'labels', layer);
+      return false;
+    }
+    if (this.#fallbacks.has(layer.manifestDigest)) return false;
+    try {
+      await remote.prepare(layer);
+    } catch (err) {
+      this.#fallBack(layer.manifestDigest, fallbackOf(target, layer, err));
+      return false;
+    }
+    let committed = false;
+    try {
+      committed = await this.#metadata.write(() => {
+        if (this.#metadata.get(target)) return { result: false, writes: {} };
+        const now = Date.now();
+        const record: SnapshotRecord = {
+          id: this.#nextId++,
+          kind: 'committed',
+          parent,
+          labels: { ...labels, [REMOTE_LABEL]: layer.imageRef },
+          createdAt: now,
+          updatedAt: now,
+          remote: layer,
+        };
+        return { result: true, writes: { [target]: record } };
+      });
+    } finally {
+      // Registered for nothing (the commit failed, or lost a race to another pull).
+      if (!committed && !this.#uses(layer)) await remote.release(layer).catch(() => undefined);
+    }
+    if (committed) this.emit('remote', { target, layer });
+    return true;
+  }
+
+  #fallBack(key: string, event: FallbackEvent): void {
+    if (this.#fallbacks.has(key)) return;
+    this.#fallbacks.remember(key);
+    this.emit('fallback', event);
+  }
+
+  /** True while some remote snapshot streams from the image of `layer`. */
+  #uses(layer: RemoteLayerRef): boolean {
+    return this.#metadata.all().some((info) => info.remote !== undefined && sameImage(info.remote, layer));
+  }
+
   #dir(id: number): string {
     return join(this.root, 'snapshots', String(id));
   }
 
+  /** The directory a committed snapshot's layer is read from. */
+  #layerDir(info: SnapshotInfo): string {
+    if (info.remote === undefined) return join(this.#dir(info.id), 'fs');
+    if (this.#remote === undefined) throw layerUnavailable(info.remote);
+    return this.#remote.lowerDir(info.remote);
+  }
+
   #mountsOf(info: SnapshotInfo): Mount[] {
-    const parents = info.parent === '' ? [] : this.#metadata.chain(info.parent);
-    const fs = (id: number) => join(this.#dir(id), 'fs');
+    const parents = info.parent === '' ? [] : this.#metadata.chain(info.parent).map((p) => this.#layerDir(p));
+    const fs = join(this.#dir(info.id), 'fs');
     if (parents.length === 0) {
-      return [{ type: 'bind', source: fs(info.id), options: [info.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];
+      return [{ type: 'bind', source: fs, options: [info.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];
     }
-    const lowerdir = `lowerdir=${parents.map(fs).join(':')}`;
+    const lowerdir = `lowerdir=${parents.join(':')}`;
     if (info.kind === 'active') {
-      const options = [`workdir=${join(this.#dir(info.id), 'work')}`, `upperdir=${fs(info.id)}`, lowerdir];
+      const options = [`workdir=${join(this.#dir(info.id), 'work')}`, `upperdir=${fs}`, lowerdir];
       return [{ type: 'overlay', source: 'overlay', options }];
     }
-    if (parents.length === 1) return [{ type: 'bind', source: fs(parents[0]!), options: ['ro', 'rbind'] }];
+    if (parents.length === 1) return [{ type: 'bind', source: parents[0]!, options: ['ro', 'rbind'] }];
     return [{ type: 'overlay', source: 'overlay', options: [lowerdir] }];
   }
 }

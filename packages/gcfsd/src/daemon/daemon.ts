@@ -11,6 +11,7 @@ import { type GcfsdConfig, layerCacheDir } from '../flags.js';
 import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
+import { inClusterApiServer, KubernetesEventReporter } from './k8s-events.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid } from './metrics.js';
@@ -18,6 +19,7 @@ import { PullSecrets } from './pull-secrets.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
 import { type ImageTree, Registrar } from './registrar.js';
 import { SessionPool } from './sessions.js';
+import { type RunningSnapshotService, startSnapshotService } from './snapshots.js';
 
 /** What the daemon needs to mount the tree (packages/fuse's mountGcfs, adapted). */
 export interface MountOptions {
@@ -56,6 +58,8 @@ export interface RunningDaemon {
   metrics: DaemonMetrics;
   metricsPort: number;
   adminSocket: string;
+  /** Absent with an empty --snapshotter_uds_path. */
+  snapshots: RunningSnapshotService | undefined;
   /** Unmount, close the DB and every connection; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -160,6 +164,27 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     const restored = await registrar.restore();
     if (restored > 0) logger.info(`Restored ${restored} images in use`, { db: config.images_in_use_db_path });
 
+    let events: KubernetesEventReporter | undefined;
+    if (config.event_reporter_type === 'k8s') {
+      events = new KubernetesEventReporter({ logger, apiServer: await inClusterApiServer() });
+      const reporter = events;
+      cleanups.push(() => reporter.close());
+    }
+    let snapshots: RunningSnapshotService | undefined;
+    if (config.snapshotter_uds_path !== '') {
+      snapshots = await startSnapshotService({
+        root: config.snapshotter_root,
+        socketPath: config.snapshotter_uds_path,
+        mountPoint: config.mount_point,
+        registrar,
+        metrics,
+        logger,
+        events,
+      });
+      const service = snapshots;
+      cleanups.push(() => service.stop());
+    }
+
     const gc = new GarbageCollector({
       subject: registrar,
       cacheDir: cacheDir,
@@ -182,7 +207,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     logger.info('GCFSD: serving', { admin_socket: adminSocket });
     gc.start();
     cleanups.push(() => gc.stop());
-    return { registrar, gc, metrics, metricsPort: served.port, adminSocket, stop };
+    return { registrar, gc, metrics, metricsPort: served.port, adminSocket, snapshots, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -48,6 +48,8 @@ export class DaemonMetrics {
   readonly gcRemoved: Counter<'kind'>;
   readonly gcSeconds: Histogram;
   readonly imagesInUse: Gauge;
+  readonly streamingFallbacks: Counter<'reason'>;
+  readonly remoteSnapshots: Counter;
 
   constructor(labels: ClientLabels) {
     const registers = [this.registry];
@@ -141,6 +143,18 @@ export class DaemonMetrics {
       collect() {
         this.set(sources()?.imagesInUse() ?? 0);
       },
+    });
+
+    this.streamingFallbacks = new Counter({
+      name: 'gcfsd_image_streaming_fallbacks_total',
+      help: 'Images containerd pulled normally because they could not be streamed, by reason (an error code, or MissingLabels)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.remoteSnapshots = new Counter({
+      name: 'gcfsd_remote_snapshots_total',
+      help: 'Layers committed as remote snapshots (containerd did not pull them)',
+      registers,
     });
   }
 

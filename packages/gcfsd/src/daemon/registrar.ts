@@ -197,6 +197,18 @@ export class Registrar {
     return [...this.#images.keys()].flatMap((name) => this.#describe(name) ?? []);
   }
 
+  /** The image when it is in use and authorized with cfsd (no need to register it again). */
+  streaming(name: string): RegisteredImage | undefined {
+    return this.#o.sessions.get(name) === undefined ? undefined : this.#describe(name);
+  }
+
+  /** True when layer `index` of the image in use `name` can be read: local, or its index loaded. */
+  layerServable(name: string, index: number): boolean {
+    const entry = this.#images.get(name);
+    const digest = entry?.inUse ? entry.record.layers[index]?.digest : undefined;
+    return digest !== undefined && (this.#local.has(digest) || this.#served.has(digest));
+  }
+
   /** Images and layers the tree must keep. */
   inUse(): { images: Set<string>; layers: Set<string> } {
     const images = new Set<string>();

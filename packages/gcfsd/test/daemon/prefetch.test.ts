@@ -62,6 +62,7 @@ async function startNode(t: AfterHook, cfsdAddress: string, extraFlags: string[]
     `--addr=${cfsdAddress}`,
     `--layer_cache_dir=${join(dir, 'layers')}`,
     `--images_in_use_db_path=${join(dir, 'db', 'images_in_use.db')}`,
+    '--snapshotter_uds_path=',
     // No downloader: every layer stays streamed through FUSE.
     `--downloader_uds_path=${join(dir, 'no-downloader.sock')}`,
     '--port=0',

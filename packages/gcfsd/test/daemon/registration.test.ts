@@ -97,6 +97,8 @@ test('registration: symlinks at once, switched to local layers after download, r
         `--mount_point=${mnt}`,
         `--addr=${cfsd.address}`,
         `--images_in_use_db_path=${join(dir.path, 'db', 'images_in_use.db')}`,
+        `--snapshotter_uds_path=${join(dir.path, 'run', 'snapshotter.sock')}`,
+        `--snapshotter_root=${join(dir.path, 'snapshotter')}`,
         '--port=0',
         '--gc_period=0',
         '--client_uid=e2e',

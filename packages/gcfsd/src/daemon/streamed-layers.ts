@@ -1,0 +1,75 @@
+// The snapshotter's streaming side: a remote snapshot's layer is layer <i> of an image the
+// registrar serves under images/<name>/<i>. Images are registered by digest (repository
+// @ manifest digest), never by tag: a tag moved by a later push must not change the layers
+// under snapshots that already exist.
+
+import { join } from 'node:path';
+import { ErrorCode, GcfsError, parseDigest } from '@gcfs/core';
+import { ImageReference, parseReference } from '@gcfs/registry';
+import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
+import { imageDirName, type RegisteredImage, type Registrar } from './registrar.js';
+
+/** The name a remote layer's image is registered under: `<registry>/<repository>@<manifest digest>`. */
+export function streamedImageName(layer: Pick<RemoteLayerRef, 'imageRef' | 'manifestDigest'>): string {
+  const ref = parseReference(layer.imageRef);
+  return new ImageReference(
+    ref.registry,
+    ref.repository,
+    undefined,
+    parseDigest(layer.manifestDigest),
+  ).toString();
+}
+
+export interface StreamedLayersOptions {
+  registrar: Pick<Registrar, 'register' | 'streaming' | 'layerServable' | 'unregister'>;
+  /** gcfsd's --mount_point. */
+  mountPoint: string;
+  /** A new image is streamed (registered for a snapshot). */
+  onRegistered?: (image: RegisteredImage, layer: RemoteLayerRef) => void;
+}
+
+export class StreamedLayers implements RemoteLayers {
+  readonly #o: StreamedLayersOptions;
+  /** Registrations under way, so that concurrent pulls of an image register it once. */
+  readonly #registering = new Map<string, Promise<RegisteredImage>>();
+
+  constructor(options: StreamedLayersOptions) {
+    this.#o = options;
+  }
+
+  async prepare(layer: RemoteLayerRef): Promise<void> {
+    const name = streamedImageName(layer);
+    const image = this.#o.registrar.streaming(name) ?? (await this.#register(name, layer));
+    const actual = image.layers[layer.index]?.digest;
+    if (actual !== layer.digest) {
+      throw new GcfsError(
+        ErrorCode.NotStreamable,
+        `layer ${layer.index} of ${name} is ${actual ?? 'missing'}, not ${layer.digest} as containerd says`,
+      );
+    }
+  }
+
+  lowerDir(layer: RemoteLayerRef): string {
+    const name = streamedImageName(layer);
+    if (!this.#o.registrar.layerServable(name, layer.index)) throw layerUnavailable(layer);
+    return join(this.#o.mountPoint, 'images', imageDirName(name), String(layer.index));
+  }
+
+  async release(layer: RemoteLayerRef): Promise<void> {
+    await this.#o.registrar.unregister(streamedImageName(layer));
+  }
+
+  #register(name: string, layer: RemoteLayerRef): Promise<RegisteredImage> {
+    let pending = this.#registering.get(name);
+    if (pending === undefined) {
+      pending = this.#o.registrar.register(name).then((image) => {
+        this.#o.onRegistered?.(image, layer);
+        return image;
+      });
+      const forget = () => this.#registering.delete(name);
+      pending.then(forget, forget);
+      this.#registering.set(name, pending);
+    }
+    return pending;
+  }
+}

@@ -1,3 +1,4 @@
+export * from './debian-image.js';
 export * from './entries.js';
 export * from './fixtures.js';
 export * from './from-directory.js';

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip, createZstdCompress } from 'node:zlib';
@@ -64,6 +64,13 @@ function compressor(compression: LayerCompression, options: CompressionOptions):
   }
 }
 
+async function tarSource(spec: LayerSpec): Promise<Readable> {
+  if ('tarFile' in spec) return createReadStream(spec.tarFile);
+  const entries = 'entries' in spec ? spec.entries : await directoryEntries(spec.fromDirectory);
+  // One chunk in flight between generator and hashing: the pipeline's buffers stay small.
+  return Readable.from(tarBytes(membersOf(entries), spec.longNames), { highWaterMark: 1 });
+}
+
 /**
  * Stream one layer into the layout: tar → sha256 (diffID) → compressor → sha256 (blob
  * digest) → file. Memory use is bounded by stream buffers whatever the layer's size.
@@ -75,14 +82,12 @@ export async function buildLayer(
   options: CompressionOptions = {},
 ): Promise<BuiltLayer> {
   const compression = spec.compression ?? 'gzip';
-  const entries = 'entries' in spec ? spec.entries : await directoryEntries(spec.fromDirectory);
   const uncompressed = new Digester();
   const compressed = new Digester();
   const temp = layout.tempBlobPath();
   try {
     await pipeline([
-      // One chunk in flight between generator and hashing: the pipeline's buffers stay small.
-      Readable.from(tarBytes(membersOf(entries), spec.longNames), { highWaterMark: 1 }),
+      await tarSource(spec),
       digestTap(uncompressed),
       ...compressor(compression, options),
       digestTap(compressed),

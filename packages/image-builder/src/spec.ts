@@ -92,7 +92,12 @@ export interface DirectoryLayer extends LayerCommon {
   fromDirectory: string;
 }
 
-export type LayerSpec = EntriesLayer | DirectoryLayer;
+/** A layer whose uncompressed tar was made elsewhere (e.g. by GNU tar), taken byte for byte. */
+export interface TarFileLayer extends Omit<LayerCommon, 'longNames'> {
+  tarFile: string;
+}
+
+export type LayerSpec = EntriesLayer | DirectoryLayer | TarFileLayer;
 
 /** The runtime part of an image config (OCI `config` object). */
 export interface ContainerConfig {

@@ -33,8 +33,8 @@ export interface RemoteLayerRef {
 export interface RemoteLayers {
   /** Make the layer servable (registering its image); throws when it cannot be streamed. */
   prepare(layer: RemoteLayerRef): Promise<void>;
-  /** The directory overlayfs uses as the layer's lower dir; throws LayerUnavailable. */
-  lowerDir(layer: RemoteLayerRef): string;
+  /** The directory overlayfs uses as the layer's lower dir; rejects with LayerUnavailable. */
+  lowerDir(layer: RemoteLayerRef): Promise<string>;
   /** No snapshot uses the image of `layer` any more. */
   release(layer: RemoteLayerRef): Promise<void>;
 }

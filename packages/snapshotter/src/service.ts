@@ -75,7 +75,9 @@ export function snapshotsService(snapshotter: Snapshotter): pb.SnapshotsServer {
     view: unary(async (req: pb.ViewSnapshotRequest) =>
       toWireMounts(await snapshotter.view(requireKey(req.key), req.parent, req.labels)),
     ),
-    mounts: unary((req: pb.MountsRequest) => toWireMounts(snapshotter.mounts(requireKey(req.key)))),
+    mounts: unary(async (req: pb.MountsRequest) =>
+      toWireMounts(await snapshotter.mounts(requireKey(req.key))),
+    ),
     commit: unary(async (req: pb.CommitSnapshotRequest) => {
       if (req.name === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot name is required');
       await snapshotter.commit(req.name, requireKey(req.key), req.labels);

@@ -108,7 +108,7 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
   }
 
   /** The mounts of an active snapshot or a view. */
-  mounts(key: string): Mount[] {
+  async mounts(key: string): Promise<Mount[]> {
     const info = this.#metadata.require(key);
     if (info.kind === 'committed') {
       throw new GcfsError(ErrorCode.FailedPrecondition, `snapshot ${key} is committed, not active or view`);
@@ -329,14 +329,15 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
   }
 
   /** The directory a committed snapshot's layer is read from. */
-  #layerDir(info: SnapshotInfo): string {
+  async #layerDir(info: SnapshotInfo): Promise<string> {
     if (info.remote === undefined) return join(this.#dir(info.id), 'fs');
     if (this.#remote === undefined) throw layerUnavailable(info.remote);
     return this.#remote.lowerDir(info.remote);
   }
 
-  #mountsOf(info: SnapshotInfo): Mount[] {
-    const parents = info.parent === '' ? [] : this.#metadata.chain(info.parent).map((p) => this.#layerDir(p));
+  async #mountsOf(info: SnapshotInfo): Promise<Mount[]> {
+    const chain = info.parent === '' ? [] : this.#metadata.chain(info.parent);
+    const parents = await Promise.all(chain.map((parent) => this.#layerDir(parent)));
     const fs = join(this.#dir(info.id), 'fs');
     if (parents.length === 0) {
       return [{ type: 'bind', source: fs, options: [info.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];

@@ -32,7 +32,7 @@ class DirectoryLayers implements RemoteLayers {
     this.prepared.push(layer);
     if (this.refuse) throw this.refuse;
   }
-  lowerDir(layer: RemoteLayerRef): string {
+  async lowerDir(layer: RemoteLayerRef): Promise<string> {
     if (this.unavailable) throw layerUnavailable(layer);
     return join(this.dir, String(layer.index));
   }
@@ -114,9 +114,9 @@ test('a remote layer that cannot be served makes Mounts fail with LayerUnavailab
   const targets = await unpack(snapshotter, 2);
   await snapshotter.prepare('container', targets[1]!);
   remote.unavailable = true;
-  assert.throws(() => snapshotter.mounts('container'), { code: ErrorCode.LayerUnavailable });
+  await assert.rejects(snapshotter.mounts('container'), { code: ErrorCode.LayerUnavailable });
   remote.unavailable = false;
-  assert.equal(snapshotter.mounts('container')[0]?.type, 'overlay');
+  assert.equal((await snapshotter.mounts('container'))[0]?.type, 'overlay');
 });
 
 test('an image the streaming side refuses falls back to normal snapshots, reported once', async (t) => {

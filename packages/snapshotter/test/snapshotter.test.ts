@@ -99,7 +99,7 @@ test('a chain of three layers mounts as overlay and reads back merged from anoth
   await writeFile(join(target, 'c'), 'written by the container');
   await unmount(target);
   assert.equal(await catFrom(join(own, 'fs', 'c')), 'written by the container');
-  assert.deepEqual(snapshotter.mounts('default/2/container'), mounts);
+  assert.deepEqual(await snapshotter.mounts('default/2/container'), mounts);
 });
 
 function idOf(snapshotter: Snapshotter, name: string): number {
@@ -146,7 +146,7 @@ test('errors as containerd expects: ALREADY_EXISTS, NOT_FOUND, FAILED_PRECONDITI
   await assert.rejects(snapshotter.commit('c1', 'nope'), { code: ErrorCode.NotFound });
   await snapshotter.commit('c1', 'k1');
   assert.throws(() => snapshotter.stat('k1'), { code: ErrorCode.NotFound });
-  assert.throws(() => snapshotter.mounts('c1'), { code: ErrorCode.FailedPrecondition });
+  await assert.rejects(snapshotter.mounts('c1'), { code: ErrorCode.FailedPrecondition });
   await snapshotter.prepare('k4', 'c1');
   await assert.rejects(snapshotter.commit('c1', 'k4'), { code: ErrorCode.AlreadyExists });
   await snapshotter.view('v1', 'c1');

@@ -19,6 +19,8 @@ export interface ContainerdOptions {
   registryHost: string;
   /** Full reference of the sandbox (pause) image, pullable from `registryHost`. */
   sandboxImage: string;
+  /** CRI's discard_unpacked_layers (GKE's config sets it): layer blobs go once unpacked. */
+  discardUnpackedLayers?: boolean;
   /** TOML appended to the generated config.toml (e.g. more plugin settings). */
   extraConfig?: string;
   readyTimeoutMs?: number;
@@ -163,6 +165,7 @@ state = ${q(input.stateDir)}
 [${CRI}.containerd]
   snapshotter = ${q(input.snapshotter ?? 'overlayfs')}
   disable_snapshot_annotations = false
+  discard_unpacked_layers = ${input.discardUnpackedLayers === true}
   default_runtime_name = "runc"
 
 [${CRI}.containerd.runtimes.runc]

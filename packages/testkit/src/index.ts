@@ -1,6 +1,7 @@
 export * from './containerd.js';
 export * from './cri.js';
 export * from './curl.js';
+export * from './gcfs-stack.js';
 export * from './gnu-tar-tree.js';
 export * from './process.js';
 export * as rawTar from './raw-tar.js';

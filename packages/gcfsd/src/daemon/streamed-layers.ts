@@ -4,7 +4,7 @@
 // under snapshots that already exist.
 
 import { join } from 'node:path';
-import { ErrorCode, GcfsError, parseDigest } from '@gcfs/core';
+import { ErrorCode, GcfsError, parseDigest, sleep } from '@gcfs/core';
 import { ImageReference, parseReference } from '@gcfs/registry';
 import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
 import { imageDirName, type RegisteredImage, type Registrar } from './registrar.js';
@@ -24,6 +24,8 @@ export interface StreamedLayersOptions {
   registrar: Pick<Registrar, 'register' | 'streaming' | 'layerServable' | 'unregister'>;
   /** gcfsd's --mount_point. */
   mountPoint: string;
+  /** How long a mount waits for a layer to become servable (default 10 s). */
+  availabilityWaitMs?: number;
   /** A new image is streamed (registered for a snapshot). */
   onRegistered?: (image: RegisteredImage, layer: RemoteLayerRef) => void;
 }
@@ -49,9 +51,14 @@ export class StreamedLayers implements RemoteLayers {
     }
   }
 
-  lowerDir(layer: RemoteLayerRef): string {
+  async lowerDir(layer: RemoteLayerRef): Promise<string> {
     const name = streamedImageName(layer);
-    if (!this.#o.registrar.layerServable(name, layer.index)) throw layerUnavailable(layer);
+    // Just after a gcfsd start the restored images' indexes are still on their way from cfsd.
+    const deadline = Date.now() + (this.#o.availabilityWaitMs ?? 10_000);
+    while (!this.#o.registrar.layerServable(name, layer.index)) {
+      if (Date.now() >= deadline) throw layerUnavailable(layer);
+      await sleep(100);
+    }
     return join(this.#o.mountPoint, 'images', imageDirName(name), String(layer.index));
   }
 

@@ -1,0 +1,170 @@
+// Our node and cluster processes as a node runs them, for end-to-end tests, the demo and the
+// benchmarks: cfsd (file store), `gcfsd --downloader` and `gcfsd` (FUSE + containerd
+// snapshotter on its socket). Started from the repository's bins, each with its own log file.
+
+import { execFile } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { curl } from './curl.js';
+import { freePort, type ManagedProcess, startProcess } from './process.js';
+import { makeTempDir } from './temp.js';
+
+const execFileAsync = promisify(execFile);
+const ROOT = new URL('../../../../', import.meta.url).pathname;
+const GCFSD = join(ROOT, 'packages/gcfsd/bin/gcfsd');
+const CFSD = join(ROOT, 'packages/cfsd/bin/cfsd');
+
+export interface GcfsStackOptions {
+  /** Registry host (or host:port) that cfsd and the downloader reach over plain HTTP. */
+  insecureRegistry: string;
+  /** cfsd's store directory; default: in the stack's dir (a cold index). */
+  cfsdStore?: string;
+  /** Start the downloader with the rest (default true); otherwise call startDownloader(). */
+  downloader?: boolean;
+  /** More flags for the FUSE gcfsd (e.g. --gc_period=1s). */
+  gcfsdFlags?: readonly string[];
+  /** Where logs and state go; default a temp dir removed by stop(). */
+  dir?: string;
+}
+
+export interface RunningGcfsStack {
+  readonly dir: string;
+  readonly mountPoint: string;
+  /** For containerd's [proxy_plugins.gcfs] address. */
+  readonly snapshotterSocket: string;
+  readonly snapshotterRoot: string;
+  readonly cacheDir: string;
+  readonly metricsPort: number;
+  readonly cfsdAddress: string;
+  startDownloader(): Promise<void>;
+  stopCfsd(): Promise<void>;
+  startCfsd(): Promise<void>;
+  /** Stop gcfsd (SIGTERM, or SIGKILL with `crash`) and start it again with the same flags. */
+  restartGcfsd(options?: { crash?: boolean }): Promise<void>;
+  /** Sum of a gcfsd metric's samples whose line contains every one of `labels` (e.g. 'source="remote"'). */
+  metric(name: string, ...labels: string[]): Promise<number>;
+  logs(): Promise<{ cfsd: string; gcfsd: string; downloader: string }>;
+  /** Stop everything it started (unmounting gcfsd's mount), then remove its dir unless given. */
+  stop(): Promise<void>;
+}
+
+export async function startGcfsStack(options: GcfsStackOptions): Promise<RunningGcfsStack> {
+  const temp = options.dir === undefined ? await makeTempDir('gcfs-stack-') : undefined;
+  const dir = options.dir ?? temp!.path;
+  const run = join(dir, 'run');
+  await mkdir(run, { recursive: true });
+  const mountPoint = join(run, 'mnt');
+  const snapshotterRoot = join(dir, 'snapshotter');
+  const cacheDir = join(snapshotterRoot, 'layers');
+  const snapshotterSocket = join(run, 'snapshotter.sock');
+  const cfsdPort = await freePort();
+  const metricsPort = await freePort();
+  const cfsdAddress = `127.0.0.1:${cfsdPort}`;
+  const common = [
+    `--downloader_uds_path=${join(run, 'downloader.sock')}`,
+    `--layer_cache_dir=${cacheDir}`,
+    `--insecure_registry=${options.insecureRegistry}`,
+  ];
+  const processes: Record<'cfsd' | 'downloader' | 'gcfsd', ManagedProcess | undefined> = {
+    cfsd: undefined,
+    downloader: undefined,
+    gcfsd: undefined,
+  };
+  const log = (name: string) => join(dir, `${name}.log`);
+
+  const startCfsd = async () => {
+    processes.cfsd = await startProcess({
+      name: 'cfsd',
+      command: CFSD,
+      args: [
+        `--listen=${cfsdAddress}`,
+        `--store=file://${options.cfsdStore ?? join(dir, 'cfsd-store')}`,
+        `--insecure_registry=${options.insecureRegistry}`,
+        '--metrics_listen=',
+      ],
+      ready: { logLine: /cfsd serving/ },
+      logFile: log('cfsd'),
+    });
+  };
+  const startDownloader = async () => {
+    processes.downloader = await startProcess({
+      name: 'gcfsd --downloader',
+      command: GCFSD,
+      args: ['--downloader', ...common],
+      ready: { logLine: /Layer downloader serving/ },
+      logFile: log('downloader'),
+    });
+  };
+  const startGcfsd = async () => {
+    processes.gcfsd = await startProcess({
+      name: 'gcfsd',
+      command: GCFSD,
+      args: [
+        ...common,
+        `--mount_point=${mountPoint}`,
+        `--addr=${cfsdAddress}`,
+        `--images_in_use_db_path=${join(dir, 'gcfsd', 'images_in_use.db')}`,
+        `--snapshotter_uds_path=${snapshotterSocket}`,
+        `--snapshotter_root=${snapshotterRoot}`,
+        `--port=${metricsPort}`,
+        '--client_uid=gcfs-stack',
+        ...(options.gcfsdFlags ?? []),
+      ],
+      ready: { logLine: /GCFSD: serving/ },
+      logFile: log('gcfsd'),
+      stopTimeoutMs: 15_000,
+    });
+  };
+  const stopOne = async (name: keyof typeof processes) => {
+    await processes[name]?.stop();
+    processes[name] = undefined;
+  };
+
+  const stack: RunningGcfsStack = {
+    dir,
+    mountPoint,
+    snapshotterSocket,
+    snapshotterRoot,
+    cacheDir,
+    metricsPort,
+    cfsdAddress,
+    startDownloader,
+    startCfsd,
+    stopCfsd: () => stopOne('cfsd'),
+    async restartGcfsd({ crash = false } = {}) {
+      const pid = processes.gcfsd?.pid;
+      if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');
+      await stopOne('gcfsd');
+      await startGcfsd();
+    },
+    async metric(name, ...labels) {
+      const text = (await curl(['-sS', `http://127.0.0.1:${metricsPort}/metrics`])).body.toString();
+      return text
+        .split('\n')
+        .filter((line) => line.startsWith(name) && labels.every((label) => line.includes(label)))
+        .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+    },
+    async logs() {
+      const read = (name: string) => readFile(log(name), 'utf8').catch(() => '');
+      return { cfsd: await read('cfsd'), gcfsd: await read('gcfsd'), downloader: await read('downloader') };
+    },
+    async stop() {
+      for (const name of ['gcfsd', 'downloader', 'cfsd'] as const) await stopOne(name);
+      // A gcfsd that could not unmount (busy, killed) leaves its mount: detach it.
+      const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+      if (mounts.includes(` ${mountPoint} `))
+        await execFileAsync('umount', ['-l', mountPoint]).catch(() => {});
+      await temp?.cleanup();
+    },
+  };
+  try {
+    await startCfsd();
+    if (options.downloader !== false) await startDownloader();
+    await startGcfsd();
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}

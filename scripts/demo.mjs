@@ -1,194 +1,189 @@
-// The demo, as far as the project goes today (issues 2-5 built; the containerd snapshotter
-// and CRI arrive with issue 6): on loopback, a real OCI registry, cfsd, `gcfsd --downloader`
-// and `gcfsd` (FUSE) as real processes. An image of ~230 MiB (a real tree of libraries plus
-// a shell and an app) is pushed, registered with gcfsd like the snapshotter will, stacked
-// with overlayfs over gcfsd's images/<name>/<i> lower dirs, and a process is run in it with
-// chroot before its layers were downloaded. It prints the time to the process's first
-// output, the bytes streamed from cfsd against the image size, and when the downloads
-// finished and the layers switched to local copies.
-// Usage: scripts/demo [--keep]
-import { execFile as execFileCb } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// The main job: a cold node starts a container from a realistic image through containerd's
+// CRI, as kubelet would, with gcfs streaming the image, and the same with containerd's own
+// overlayfs snapshotter (a full pull) for comparison, in the same run. On loopback: Debian's
+// docker-registry, cfsd (file store, kept warm between runs in the cache dir, as a regional
+// service would be), `gcfsd --downloader`, `gcfsd` (FUSE + snapshotter) and containerd 1.6
+// configured as GKE configures it. The image (Debian bookworm + python3 + numpy, built with
+// debootstrap) is cached between runs.
+// Usage: scripts/demo [--keep] [--runs N]
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { createLogger, describeError } from '@gcfs/core';
-import { imageDirName } from '@gcfs/fuse';
-import { AdminClient, adminSocketPath } from '@gcfs/gcfsd';
-import { buildImage, pushImage } from '@gcfs/image-builder';
+import { buildDebianImage, buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
-import { curl, freePort, startProcess, startRegistry } from '@gcfs/testkit';
+import {
+  CriClient,
+  readCriLog,
+  startContainerd,
+  startGcfsStack,
+  startRegistry,
+  tempDirFor,
+} from '@gcfs/testkit';
 
-const execFile = promisify(execFileCb);
-const ROOT = new URL('..', import.meta.url).pathname;
-const GCFSD = join(ROOT, 'packages/gcfsd/bin/gcfsd');
-const CFSD = join(ROOT, 'packages/cfsd/bin/cfsd');
 const CACHE = '/var/tmp/gcfs-demo-cache';
-const keep = process.argv.includes('--keep');
-const log = createLogger({ level: 'info' }).child({ module: 'demo' });
+const WORKLOADS = '/var/tmp/gcfs-workloads';
 const MiB = 2 ** 20;
+const { values: args } = parseArgs({
+  options: { keep: { type: 'boolean' }, runs: { type: 'string', default: '1' } },
+});
+const runs = Math.max(1, Number(args.runs));
+const log = createLogger({ level: 'info' }).child({ module: 'demo' });
 
-/** A shell, its loader and libc, so that the image can run /bin/sh. */
-async function baseTree(dir) {
-  for (const path of ['/bin/dash', '/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2']) {
-    await mkdir(join(dir, path, '..'), { recursive: true });
-    await copyFile(path, join(dir, path));
-  }
-  await symlink('dash', join(dir, 'bin/sh'));
-}
-
-async function buildDemoImage(work) {
-  const base = join(work, 'base');
-  await baseTree(base);
-  const app = join(work, 'app');
-  await mkdir(join(app, 'app'), { recursive: true });
-  await writeFile(
-    join(app, 'app/start.sh'),
-    '#!/bin/sh\nread -r message < /app/message\necho "hello from a streamed image: $message"\n',
-    { mode: 0o755 },
-  );
-  await writeFile(join(app, 'app/message'), 'gcfs demo\n');
-  // Cached between runs: building the big layer takes a while.
-  return buildImage(
-    {
-      config: { cmd: ['/app/start.sh'] },
-      layers: [
-        { compression: 'gzip', fromDirectory: '/usr/lib/x86_64-linux-gnu' },
-        { compression: 'gzip', fromDirectory: base },
-        { compression: 'gzip', fromDirectory: app },
-      ],
+const WORKLOAD = {
+  name: 'python-numpy',
+  packages: ['python3', 'python3-numpy'],
+  app: {
+    'app/main.py': {
+      content:
+        'import numpy\nprint("ready: numpy", numpy.__version__, "sum", numpy.arange(10).sum(), flush=True)\n',
     },
-    { layoutDir: join(CACHE, 'layout') },
-  );
+  },
+  cmd: ['python3', '/app/main.py'],
+};
+
+/** Cleanups of what is running, last started first: for the whole demo, and for one cold start. */
+function cleanupList() {
+  const fns = [];
+  return {
+    after: (fn) => fns.push(fn),
+    async run() {
+      for (const fn of fns.splice(0).reverse()) await fn();
+    },
+  };
+}
+const demo = cleanupList();
+const node = cleanupList();
+
+async function pushTo(host, built, repository, tag) {
+  const pusher = new RegistryClient({ insecureHosts: [host] });
+  try {
+    await pushImage(pusher, built, { registry: host, repository, tag });
+  } finally {
+    await pusher.close();
+  }
+  return `${host}/${repository}:${tag}`;
 }
 
-async function metric(port, name) {
-  const text = (await curl(['-sS', `http://127.0.0.1:${port}/metrics`])).body.toString();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name))
-    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+/** First log line of a container, polled the way a user watching `kubectl logs -f` sees it. */
+async function firstLine(logFile, timeoutMs = 600_000) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const lines = await readCriLog(logFile).catch(() => []);
+    if (lines.length > 0) return lines[0];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('the container printed nothing within 10 minutes');
 }
 
-const work = await mkdtemp(join(tmpdir(), 'gcfs-demo-'));
-const started = [];
-let merged;
-let registry;
-let admin;
-try {
-  await mkdir(CACHE, { recursive: true });
-  registry = await startRegistry();
-  log.info('Registry started', { registry: registry.host });
-  const built = await buildDemoImage(work);
-  const imageBytes = built.layers.reduce((sum, l) => sum + l.descriptor.size, 0);
-  const pusher = new RegistryClient({ insecureHosts: ['127.0.0.1'] });
-  await pushImage(pusher, built, { registry: registry.host, repository: 'demo/app', tag: 'v1' });
-  await pusher.close();
-  const image = `${registry.host}/demo/app:v1`;
-  log.info('Image pushed', {
-    image,
-    layers: built.layers.length,
-    compressed_mib: (imageBytes / MiB).toFixed(1),
+/** Pull + pod + container through CRI on a fresh containerd; seconds to the first output. */
+async function coldStart(mode, { registry, sandboxImage, image, stack }) {
+  const containerd = await startContainerd({
+    registryHost: registry.host,
+    sandboxImage,
+    discardUnpackedLayers: true,
+    ...(stack && { snapshotter: 'gcfs', proxySnapshotters: { gcfs: stack.snapshotterSocket } }),
   });
+  const cri = new CriClient(containerd.address);
+  const logs = await tempDirFor(node, 'gcfs-demo-logs-');
+  node.after(async () => {
+    cri.close();
+    await containerd.stop();
+  });
+  const t0 = performance.now();
+  await cri.pullImage(image);
+  const pulled = (performance.now() - t0) / 1000;
+  const pod = await cri.runPodSandbox({ name: `demo-${mode}`, logDirectory: logs.path });
+  const container = await cri.createContainer(pod, { name: 'app', image });
+  await cri.startContainer(container.id);
+  const output = await firstLine(container.logFile);
+  return { mode, pulled, seconds: (performance.now() - t0) / 1000, output, t0 };
+}
 
-  const cfsdPort = await freePort();
-  started.push(
-    await startProcess({
-      name: 'cfsd',
-      command: CFSD,
-      args: [
-        `--listen=127.0.0.1:${cfsdPort}`,
-        `--store=file://${join(CACHE, 'cfsd-store')}`,
-        '--insecure_registry=127.0.0.1',
-        '--metrics_listen=',
-      ],
-      ready: { logLine: /cfsd serving/ },
-      logFile: join(work, 'cfsd.log'),
-    }),
-  );
-  const run = join(work, 'run');
-  const mnt = join(run, 'mnt');
-  const common = [
-    `--downloader_uds_path=${join(run, 'downloader.sock')}`,
-    `--layer_cache_dir=${join(work, 'layers')}`,
-    '--insecure_registry=127.0.0.1',
-  ];
-  started.push(
-    await startProcess({
-      name: 'gcfsd --downloader',
-      command: GCFSD,
-      args: ['--downloader', ...common],
-      ready: { logLine: /Layer downloader serving/ },
-      logFile: join(work, 'downloader.log'),
-    }),
-  );
-  const metricsPort = await freePort();
-  started.push(
-    await startProcess({
-      name: 'gcfsd',
-      command: GCFSD,
-      args: [
-        ...common,
-        `--mount_point=${mnt}`,
-        `--addr=127.0.0.1:${cfsdPort}`,
-        `--images_in_use_db_path=${join(work, 'images_in_use.db')}`,
-        `--port=${metricsPort}`,
-        '--gc_period=0',
-      ],
-      ready: { logLine: /GCFSD: serving/ },
-      logFile: join(work, 'gcfsd.log'),
-    }),
-  );
-  log.info('cfsd, gcfsd and gcfsd --downloader started', { mount_point: mnt });
-
-  // What the snapshotter will do on a CRI pull: register, then stack the layers with overlayfs.
-  const t0 = process.hrtime.bigint();
-  admin = new AdminClient(adminSocketPath(mnt));
-  await admin.register(image);
-  const registered = Number(process.hrtime.bigint() - t0) / 1e9;
-  const imageDir = join(mnt, 'images', imageDirName(image));
-  const lowers = built.layers.map((_, i) => join(imageDir, String(i))).reverse();
-  merged = join(work, 'merged');
-  await mkdir(merged);
-  await execFile('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${lowers.join(':')}`, merged]);
-  const { stdout } = await execFile('chroot', [merged, '/app/start.sh']);
-  const firstOutput = Number(process.hrtime.bigint() - t0) / 1e9;
-  const streamed = await metric(metricsPort, 'gcfsd_backend_fetched_bytes_total');
-  const linksBefore = await Promise.all(built.layers.map((_, i) => readlink(join(imageDir, String(i)))));
-  log.info('Process ran in the streamed image', { output: stdout.trim(), seconds: firstOutput.toFixed(2) });
-
-  // The background downloads finish; the links switch to the local copies.
-  let downloaded = 0;
-  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await delay(500)) {
-    const links = await Promise.all(built.layers.map((_, i) => readlink(join(imageDir, String(i)))));
-    if (links.every((link) => link.startsWith('/'))) {
-      downloaded = Number(process.hrtime.bigint() - t0) / 1e9;
+async function gcfsRun(setup) {
+  const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', cfsdStore: join(CACHE, 'cfsd-store') });
+  node.after(() => stack.stop());
+  const result = await coldStart('gcfs', { ...setup, stack });
+  result.streamedBytes = await stack.metric('gcfsd_backend_fetched_bytes_total');
+  result.remoteLayers = await stack.metric('gcfsd_remote_snapshots_total');
+  result.fallbacks = await stack.metric('gcfsd_image_streaming_fallbacks_total');
+  // The background downloads: every layer of the image and the pause image local.
+  const layers = setup.layerCount + 1;
+  for (const deadline = Date.now() + 300_000; Date.now() < deadline; ) {
+    const done = await stack.metric('gcfsd_layer_downloads_total', 'result="succeeded"');
+    if (done >= layers) {
+      result.downloadedAfter = (performance.now() - result.t0) / 1000;
       break;
     }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const cached = (await readdir(join(work, 'layers'))).filter((name) => name.startsWith('sha256=')).length;
+  result.logs = stack.dir;
+  return result;
+}
+
+const median = (values) => values.toSorted((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+
+try {
+  await mkdir(CACHE, { recursive: true });
+  log.info('Building the image (cached after the first run)', { workload: WORKLOAD.name });
+  const built = await buildDebianImage(WORKLOAD, { cacheDir: WORKLOADS, log: (line) => log.info(line) });
+  const layers = built.manifests[0].layers;
+  const compressed = layers.reduce((sum, layer) => sum + layer.descriptor.size, 0);
+  const unpacked = layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0);
+  const registry = await startRegistry();
+  demo.after(() => registry.stop());
+  const pauseDir = await tempDirFor(demo, 'gcfs-demo-pause-');
+  const sandboxImage = await pushTo(
+    registry.host,
+    await buildImage(PAUSE_IMAGE, { layoutDir: pauseDir.path }),
+    'demo/pause',
+    'v1',
+  );
+  const image = await pushTo(registry.host, built, 'demo/python-numpy', 'v1');
+  const indexMarker = join(
+    CACHE,
+    `indexed-${layers.map((layer) => layer.descriptor.digest.slice(7, 19)).join('-')}`,
+  );
+  const coldIndex = !existsSync(indexMarker);
+  log.info('Image pushed', { image, layers: layers.length, compressed_mib: (compressed / MiB).toFixed(1) });
+  if (coldIndex) log.info('cfsd has not indexed this image yet: the first gcfs start includes indexing it');
+
+  const setup = { registry, sandboxImage, image, layerCount: layers.length };
+  const results = { gcfs: [], overlayfs: [] };
+  for (let run = 1; run <= runs; run++) {
+    const baseline = await coldStart('overlayfs', setup);
+    results.overlayfs.push(baseline);
+    log.info('overlayfs cold start', { run, seconds: baseline.seconds.toFixed(2), output: baseline.output });
+    await node.run();
+    const streamed = await gcfsRun(setup);
+    results.gcfs.push(streamed);
+    log.info('gcfs cold start', { run, seconds: streamed.seconds.toFixed(2), output: streamed.output });
+    await writeFile(indexMarker, '');
+    if (run < runs) await node.run();
+  }
+  const g = median(results.gcfs.map((r) => r.seconds));
+  const o = median(results.overlayfs.map((r) => r.seconds));
+  const lastGcfs = results.gcfs.at(-1);
+  const streamedMiB = lastGcfs.streamedBytes / MiB;
   console.log(`
-gcfs demo (issues 2-5: registry, cfsd, gcfsd FUSE + downloader; containerd arrives with issue 6)
-  image               ${image}: ${built.layers.length} layers, ${(imageBytes / MiB).toFixed(1)} MiB compressed
-  first output        ${JSON.stringify(stdout.trim())} after ${firstOutput.toFixed(2)} s
-                      (${registered.toFixed(2)} s registering: AuthImage, which indexes the image in cfsd the
-                      first time it is ever asked for, then overlay mount + chroot run)
-  streamed from cfsd  ${(streamed / MiB).toFixed(2)} MiB before the first output (${((100 * streamed) / imageBytes).toFixed(1)}% of the image)
-  links then          ${linksBefore.map((l) => (l.startsWith('/') ? 'local' : 'streamed')).join(', ')}
-  downloads           ${downloaded ? `all ${cached} layers local after ${downloaded.toFixed(1)} s; links now point into ${join(work, 'layers')}` : 'not finished within 10 min'}
-  logs                ${work}/{cfsd,gcfsd,downloader}.log`);
-  if (keep) {
-    console.log(`  kept running        mount ${mnt}, merged view ${merged}; Ctrl-C stops everything`);
+gcfs demo: ${image}
+  image               Debian bookworm + python3 + numpy, ${layers.length} layers, ${(compressed / MiB).toFixed(1)} MiB compressed, ${(unpacked / MiB).toFixed(1)} MiB unpacked
+  container said      ${JSON.stringify(lastGcfs.output)}
+  streamed?           ${lastGcfs.fallbacks === 0 && lastGcfs.remoteLayers >= layers.length ? `yes: ${lastGcfs.remoteLayers} layers were remote snapshots, no layer blob pulled by containerd` : `NO: fell back to a normal pull (${lastGcfs.fallbacks} fallbacks; see ${lastGcfs.logs}/gcfsd.log)`}
+  time to first output (CRI PullImage → the container's first log line, pod sandbox included; median of ${runs}):
+    gcfs              ${g.toFixed(2)} s   (${results.gcfs.map((r) => r.seconds.toFixed(2)).join(', ')})${coldIndex ? '  [first run includes cfsd indexing the image]' : ''}
+    overlayfs         ${o.toFixed(2)} s   (${results.overlayfs.map((r) => r.seconds.toFixed(2)).join(', ')})  containerd's own full pull
+    ratio             ${(g / o).toFixed(2)}x
+  bytes               ${streamedMiB.toFixed(1)} MiB streamed from cfsd before the first output (${((100 * lastGcfs.streamedBytes) / unpacked).toFixed(1)}% of the unpacked image)
+  background download ${lastGcfs.downloadedAfter ? `all layers local ${lastGcfs.downloadedAfter.toFixed(1)} s after the pull started` : 'not finished within 5 min'}`);
+  if (args.keep) {
+    console.log(`  kept running        gcfsd mount and logs under ${lastGcfs.logs}; Ctrl-C stops everything`);
     await new Promise((resolve) => process.once('SIGINT', resolve));
   }
 } catch (err) {
   log.error('Demo failed', { error: describeError(err) });
   process.exitCode = 1;
 } finally {
-  admin?.close();
-  if (merged) await execFile('umount', ['-l', merged]).catch(() => {});
-  for (const child of started.reverse()) await child.stop();
-  await registry?.stop();
-  if (!keep) await rm(work, { recursive: true, force: true }).catch(() => {});
+  await node.run();
+  await demo.run();
 }

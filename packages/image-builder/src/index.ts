@@ -1,3 +1,4 @@
+export * from './busybox.js';
 export * from './debian-image.js';
 export * from './entries.js';
 export * from './fixtures.js';

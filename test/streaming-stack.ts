@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import type { GcfsError } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
 import {
+  type ContainerdOptions,
   CriClient,
   type GcfsStackOptions,
   readCriLog,
@@ -27,14 +28,16 @@ const GRPC_UNAVAILABLE = 14;
 export async function streamingNode(
   t: TestContext,
   images: Record<string, ImageSpec>,
-  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags'> = {},
+  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags'> &
+    Pick<ContainerdOptions, 'snapshotAnnotations'> = {},
 ) {
   const registry = await startRegistry();
   const sandboxImage = await pushTestImage(registry.host, 'test/pause', PAUSE_IMAGE);
   const refs: Record<string, string> = {};
   for (const [name, spec] of Object.entries(images))
     refs[name] = await pushTestImage(registry.host, name, spec);
-  const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', ...options });
+  const { snapshotAnnotations, ...stackOptions } = options;
+  const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', ...stackOptions });
   let containerd: Awaited<ReturnType<typeof startContainerd>> | undefined;
   let client: CriClient | undefined;
   // One hook, in this order: containers and their overlay mounts go before gcfsd's FUSE mount.
@@ -50,6 +53,7 @@ export async function streamingNode(
     snapshotter: 'gcfs',
     proxySnapshotters: { gcfs: stack.snapshotterSocket },
     discardUnpackedLayers: true,
+    snapshotAnnotations,
   });
   client = new CriClient(containerd.address);
   const logs = await tempDirFor(t, 'gcfs-e2e-logs-');

@@ -151,7 +151,7 @@ test('an image cfsd refuses (a sparse file) is pulled normally and runs; the fal
     config: { env: ['PATH=/bin'], cmd: ['/bin/sh'] },
     layers: [{ entries: busyboxEntries() }, { tarFile }],
   };
-  const node = await streamingNode(t, { 'test/sparse': sparseImage });
+  const node = await streamingNode(t, { 'test/sparse': sparseImage, 'test/app': APP_IMAGE });
   const { cri, stack, refs } = node;
   const image = refs['test/sparse']!;
   await cri.pullImage(image);
@@ -170,4 +170,28 @@ test('an image cfsd refuses (a sparse file) is pulled normally and runs; the fal
   assert.match(gcfsd, /Image \S*test\/sparse\S* is not streamed, containerd pulls it normally/);
   assert.match(gcfsd, /Event Warning ImageStreaming: Image \S*test\/sparse/);
   assert.match(gcfsd, /Kubernetes events are not delivered/);
+
+  // cfsd unreachable: the next image falls back too, for that reason.
+  await stack.stopCfsd();
+  const other = refs['test/app']!;
+  await cri.pullImage(other);
+  assert.deepEqual((await node.run(pod, 'app', other, APP_SCRIPT)).lines, APP_OUTPUT);
+  assert.equal(await node.imageLinks('test/app'), undefined, 'not streamed');
+  assert.equal(
+    await stack.metric('gcfsd_image_streaming_fallbacks_total', 'reason="ERR_BACKEND_UNAVAILABLE"'),
+    1,
+  );
+});
+
+test('containerd with disable_snapshot_annotations = true: images are pulled normally and gcfsd says how to fix it', async (t) => {
+  const node = await streamingNode(t, { 'test/app': APP_IMAGE }, { snapshotAnnotations: false });
+  const { cri, stack, refs } = node;
+  const image = refs['test/app']!;
+  await cri.pullImage(image);
+  const pod = await cri.runPodSandbox({ name: 'no-labels', logDirectory: node.logDirectory });
+  assert.deepEqual((await node.run(pod, 'app', image, APP_SCRIPT)).lines, APP_OUTPUT);
+  assert.equal(await stack.metric('gcfsd_remote_snapshots_total'), 0);
+  // Reported once for the pulls of the pause image and the app, not per layer.
+  assert.equal(await stack.metric('gcfsd_image_streaming_fallbacks_total', 'reason="MissingLabels"'), 1);
+  assert.match((await stack.logs()).gcfsd, /set disable_snapshot_annotations = false/);
 });

@@ -19,6 +19,8 @@ export interface ContainerdOptions {
   registryHost: string;
   /** Full reference of the sandbox (pause) image, pullable from `registryHost`. */
   sandboxImage: string;
+  /** CRI's disable_snapshot_annotations is false unless this is false (kubelet-driven pulls then carry no image labels). */
+  snapshotAnnotations?: boolean;
   /** CRI's discard_unpacked_layers (GKE's config sets it): layer blobs go once unpacked. */
   discardUnpackedLayers?: boolean;
   /** TOML appended to the generated config.toml (e.g. more plugin settings). */
@@ -164,7 +166,7 @@ state = ${q(input.stateDir)}
 
 [${CRI}.containerd]
   snapshotter = ${q(input.snapshotter ?? 'overlayfs')}
-  disable_snapshot_annotations = false
+  disable_snapshot_annotations = ${input.snapshotAnnotations === false}
   discard_unpacked_layers = ${input.discardUnpackedLayers === true}
   default_runtime_name = "runc"
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { curl } from './curl.js';
 import { freePort, type ManagedProcess, startProcess } from './process.js';
+import type { ShapedNetwork } from './shaped-network.js';
 import { makeTempDir } from './temp.js';
 
 const execFileAsync = promisify(execFile);
@@ -26,6 +27,8 @@ export interface GcfsStackOptions {
   gcfsdFlags?: readonly string[];
   /** Where logs and state go; default a temp dir removed by stop(). */
   dir?: string;
+  /** Run cfsd inside a ShapedNetwork, listening on `address` (its nsAddress); gcfsd dials it there. */
+  cfsdNetwork?: { wrap: ShapedNetwork['wrap']; address: string };
 }
 
 export interface RunningGcfsStack {
@@ -60,7 +63,8 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const snapshotterSocket = join(run, 'snapshotter.sock');
   const cfsdPort = await freePort();
   const metricsPort = await freePort();
-  const cfsdAddress = `127.0.0.1:${cfsdPort}`;
+  // A port free on the host is free in a fresh namespace too.
+  const cfsdAddress = `${options.cfsdNetwork?.address ?? '127.0.0.1'}:${cfsdPort}`;
   const common = [
     `--downloader_uds_path=${join(run, 'downloader.sock')}`,
     `--layer_cache_dir=${cacheDir}`,
@@ -74,15 +78,15 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const log = (name: string) => join(dir, `${name}.log`);
 
   const startCfsd = async () => {
+    const args = [
+      `--listen=${cfsdAddress}`,
+      `--store=file://${options.cfsdStore ?? join(dir, 'cfsd-store')}`,
+      `--insecure_registry=${options.insecureRegistry}`,
+      '--metrics_listen=',
+    ];
     processes.cfsd = await startProcess({
       name: 'cfsd',
-      command: CFSD,
-      args: [
-        `--listen=${cfsdAddress}`,
-        `--store=file://${options.cfsdStore ?? join(dir, 'cfsd-store')}`,
-        `--insecure_registry=${options.insecureRegistry}`,
-        '--metrics_listen=',
-      ],
+      ...(options.cfsdNetwork?.wrap(CFSD, args) ?? { command: CFSD, args }),
       ready: { logLine: /cfsd serving/ },
       logFile: log('cfsd'),
     });

@@ -28,12 +28,16 @@ export interface RegistryOptions {
   /** Token auth only: lifetime of issued tokens. Default 300 s. */
   tokenLifetimeSeconds?: number;
   readyTimeoutMs?: number;
+  /** Address to listen on (default 127.0.0.1), e.g. a ShapedNetwork's nsAddress. */
+  listenHost?: string;
+  /** Run the registry through this, e.g. a ShapedNetwork's wrap (inside its namespace). */
+  wrap?: (command: string, args: readonly string[]) => { command: string; args: string[] };
 }
 
 export interface RunningRegistry {
-  /** `127.0.0.1:PORT`, the registry host as it appears in image references. */
+  /** `127.0.0.1:PORT` (or listenHost), the registry host as it appears in image references. */
   readonly host: string;
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (or listenHost) */
   readonly url: string;
   readonly auth: RegistryAuth;
   readonly users: readonly RegistryUser[];
@@ -71,8 +75,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const configFile = join(dir.path, 'config.yml');
     const logFile = join(dir.path, 'registry.log');
     await mkdir(storageDir);
-    const port = await freePort();
-    const host = `127.0.0.1:${port}`;
+    // In a fresh namespace every port is free: one free on the host will do.
+    const port = await freePort(options.wrap ? undefined : options.listenHost);
+    const host = `${options.listenHost ?? '127.0.0.1'}:${port}`;
     const url = `http://${host}`;
     if (auth === 'token') {
       tokenServer = await TokenServer.start({
@@ -84,11 +89,15 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const authSection = await authConfig(auth, users, dir.path, tokenServer);
     await writeFile(configFile, JSON.stringify(registryConfig(host, storageDir, authSection), null, 2));
 
+    const command = options.wrap?.(REGISTRY_BINARY, ['serve', configFile]) ?? {
+      command: REGISTRY_BINARY,
+      args: ['serve', configFile],
+    };
     const launch = () =>
       startProcess({
         name: `docker-registry ${host}`,
-        command: REGISTRY_BINARY,
-        args: ['serve', configFile],
+        command: command.command,
+        args: command.args,
         // A clean environment: REGISTRY_* variables would override the config.
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path },
         logFile,

@@ -13,14 +13,8 @@ import { parseArgs } from 'node:util';
 import { createLogger, describeError } from '@gcfs/core';
 import { buildDebianImage, buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
-import {
-  CriClient,
-  readCriLog,
-  startContainerd,
-  startGcfsStack,
-  startRegistry,
-  tempDirFor,
-} from '@gcfs/testkit';
+import { startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { cleanupList, coldStart } from './benchmarks/cold-start.mjs';
 
 const CACHE = '/var/tmp/gcfs-demo-cache';
 const WORKLOADS = '/var/tmp/gcfs-workloads';
@@ -43,16 +37,6 @@ const WORKLOAD = {
   cmd: ['python3', '/app/main.py'],
 };
 
-/** Cleanups of what is running, last started first: for the whole demo, and for one cold start. */
-function cleanupList() {
-  const fns = [];
-  return {
-    after: (fn) => fns.push(fn),
-    async run() {
-      for (const fn of fns.splice(0).reverse()) await fn();
-    },
-  };
-}
 const demo = cleanupList();
 const node = cleanupList();
 
@@ -66,44 +50,10 @@ async function pushTo(host, built, repository, tag) {
   return `${host}/${repository}:${tag}`;
 }
 
-/** First log line of a container, polled the way a user watching `kubectl logs -f` sees it. */
-async function firstLine(logFile, timeoutMs = 600_000) {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    const lines = await readCriLog(logFile).catch(() => []);
-    if (lines.length > 0) return lines[0];
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('the container printed nothing within 10 minutes');
-}
-
-/** Pull + pod + container through CRI on a fresh containerd; seconds to the first output. */
-async function coldStart(mode, { registry, sandboxImage, image, stack }) {
-  const containerd = await startContainerd({
-    registryHost: registry.host,
-    sandboxImage,
-    discardUnpackedLayers: true,
-    ...(stack && { snapshotter: 'gcfs', proxySnapshotters: { gcfs: stack.snapshotterSocket } }),
-  });
-  const cri = new CriClient(containerd.address);
-  const logs = await tempDirFor(node, 'gcfs-demo-logs-');
-  node.after(async () => {
-    cri.close();
-    await containerd.stop();
-  });
-  const t0 = performance.now();
-  await cri.pullImage(image);
-  const pulled = (performance.now() - t0) / 1000;
-  const pod = await cri.runPodSandbox({ name: `demo-${mode}`, logDirectory: logs.path });
-  const container = await cri.createContainer(pod, { name: 'app', image });
-  await cri.startContainer(container.id);
-  const output = await firstLine(container.logFile);
-  return { mode, pulled, seconds: (performance.now() - t0) / 1000, output, t0 };
-}
-
 async function gcfsRun(setup) {
   const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', cfsdStore: join(CACHE, 'cfsd-store') });
   node.after(() => stack.stop());
-  const result = await coldStart('gcfs', { ...setup, stack });
+  const result = await coldStart({ ...setup, stack, cleanups: node });
   result.streamedBytes = await stack.metric('gcfsd_backend_fetched_bytes_total');
   result.remoteLayers = await stack.metric('gcfsd_remote_snapshots_total');
   result.fallbacks = await stack.metric('gcfsd_image_streaming_fallbacks_total');
@@ -148,10 +98,10 @@ try {
   log.info('Image pushed', { image, layers: layers.length, compressed_mib: (compressed / MiB).toFixed(1) });
   if (coldIndex) log.info('cfsd has not indexed this image yet: the first gcfs start includes indexing it');
 
-  const setup = { registry, sandboxImage, image, layerCount: layers.length };
+  const setup = { registryHost: registry.host, sandboxImage, image, layerCount: layers.length };
   const results = { gcfs: [], overlayfs: [] };
   for (let run = 1; run <= runs; run++) {
-    const baseline = await coldStart('overlayfs', setup);
+    const baseline = await coldStart({ ...setup, cleanups: node });
     results.overlayfs.push(baseline);
     log.info('overlayfs cold start', { run, seconds: baseline.seconds.toFixed(2), output: baseline.output });
     await node.run();

@@ -1,0 +1,72 @@
+// One cold start through containerd's CRI, as kubelet does it: a fresh containerd (root,
+// state, content store all new), PullImage, RunPodSandbox (the pause image is pulled there
+// too), CreateContainer, StartContainer, then the container's log is watched for its ready
+// line. With `stack` the CRI snapshotter is gcfs (GKE's configuration), without it
+// containerd's own overlayfs (a full pull). Used by scripts/demo and the cold-start benchmark.
+import { readFile } from 'node:fs/promises';
+import { CriClient, readCriLog, startContainerd, tempDirFor } from '@gcfs/testkit';
+
+/** Cleanups of what is running, last started first. */
+export function cleanupList() {
+  const fns = [];
+  return {
+    after: (fn) => fns.push(fn),
+    async run() {
+      for (const fn of fns.splice(0).reverse()) await fn();
+    },
+  };
+}
+
+/** The first log line matching `ready`, polled as `kubectl logs -f` would show it. */
+async function readyLine(logFile, ready, timeoutMs) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const lines = await readCriLog(logFile).catch(() => []);
+    const line = lines.find((l) => ready.test(l));
+    if (line !== undefined) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no line matching ${ready} in the container's log within ${timeoutMs / 1000} s`);
+}
+
+/** Peak resident set of a process (VmHWM), in bytes; 0 when it is gone. */
+export async function peakRss(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kib = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+  return kib === undefined ? 0 : Number(kib) * 1024;
+}
+
+/**
+ * @param {object} o
+ * @param {string} o.registryHost  host:port containerd pulls from (plain HTTP)
+ * @param {string} o.sandboxImage
+ * @param {string} o.image
+ * @param {RegExp} [o.ready]  the app's ready line (default: any line)
+ * @param {{ snapshotterSocket: string }} [o.stack]  gcfs; absent: overlayfs
+ * @param {() => Promise<number>} [o.bytes]  bytes received from the registry/cfsd so far
+ * @param {{ after(fn): void }} o.cleanups  where the containerd's stop goes
+ */
+export async function coldStart(o) {
+  const containerd = await startContainerd({
+    registryHost: o.registryHost,
+    sandboxImage: o.sandboxImage,
+    discardUnpackedLayers: true,
+    ...(o.stack && { snapshotter: 'gcfs', proxySnapshotters: { gcfs: o.stack.snapshotterSocket } }),
+  });
+  const cri = new CriClient(containerd.address);
+  const logs = await tempDirFor(o.cleanups, 'gcfs-cold-start-logs-');
+  o.cleanups.after(async () => {
+    cri.close();
+    await containerd.stop();
+  });
+  const bytesAtStart = (await o.bytes?.()) ?? 0;
+  const t0 = performance.now();
+  await cri.pullImage(o.image);
+  const pulledSeconds = (performance.now() - t0) / 1000;
+  const pod = await cri.runPodSandbox({ name: 'cold-start', logDirectory: logs.path });
+  const container = await cri.createContainer(pod, { name: 'app', image: o.image });
+  await cri.startContainer(container.id);
+  const output = await readyLine(container.logFile, o.ready ?? /./, 900_000);
+  const seconds = (performance.now() - t0) / 1000;
+  const bytesBeforeReady = ((await o.bytes?.()) ?? 0) - bytesAtStart;
+  return { seconds, pulledSeconds, output, t0, bytesAtStart, bytesBeforeReady };
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""Plots of the cold-start benchmark, written beside its results file.
+
+Usage: plot.py [docs/benchmarks/latest.json]
+
+Reads the rows report.mjs writes (image, network, mode 'gcfs'|'overlayfs', cold_backend,
+time_to_ready_s, bytes_before_ready, working_set_bytes, lower_bound_s, noisy, ...) and writes
+time-to-ready.png and bytes-before-ready.png. Needs Debian's python3-matplotlib.
+"""
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on the benchmark machines
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+MiB = 1024 * 1024
+# One bar per kind of row within a network profile's group.
+KINDS = [
+    ("gcfs", False, "gcfs", "#2a7ab9", None),
+    ("overlayfs", False, "overlayfs (full pull)", "#d9822b", None),
+    ("gcfs", True, "gcfs, cold backend", "#2a7ab9", "//"),
+]
+
+
+def ordered(values):
+    """Distinct values in order of first appearance (the order the benchmark ran them)."""
+    seen = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def find(rows, image, network, mode, cold):
+    for r in rows:
+        if (r["image"], r["network"], r["mode"], bool(r.get("cold_backend"))) == (image, network, mode, cold):
+            return r
+    return None
+
+
+def kinds_present(rows):
+    return [k for k in KINDS if any(r["mode"] == k[0] and bool(r.get("cold_backend")) == k[1] for r in rows)]
+
+
+def wide(values):
+    """Log scale when bars would otherwise be too small to read next to the tallest."""
+    values = [v for v in values if v and v > 0]
+    return len(values) > 1 and max(values) / min(values) > 20
+
+
+def panels(images):
+    fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images) + 1, 4.6), squeeze=False)
+    return fig, axes[0]
+
+
+def finish_axis(ax, values, networks, title):
+    """Per panel: images differ by orders of magnitude, so each gets its own scale."""
+    ax.set_xticks(range(len(networks)), networks)
+    ax.set_title(title)
+    ax.set_xlabel("network profile")
+    values = [v for v in values if v and v > 0]
+    if wide(values):
+        ax.set_yscale("log")
+        ax.set_ylim(min(values) / 2, max(values) * 2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        ax.set_ylim(0, max(values, default=1) * 1.15)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def legend(fig, axes):
+    """One legend for the figure; a kind of bar may appear on some panels only."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+
+
+def time_to_ready(rows, out):
+    images = ordered(r["image"] for r in rows)
+    kinds = kinds_present(rows)
+    fig, axes = panels(images)
+    width = 0.8 / len(kinds)
+    for ax, image in zip(axes, images):
+        networks = ordered(r["network"] for r in rows if r["image"] == image)
+        for k, (mode, cold, label, color, hatch) in enumerate(kinds):
+            for x, network in enumerate(networks):
+                r = find(rows, image, network, mode, cold)
+                if r is None:
+                    continue
+                pos = x - 0.4 + width * (k + 0.5)
+                seconds = r["time_to_ready_s"]
+                ax.bar(pos, seconds, width, color=color, hatch=hatch, edgecolor="white" if hatch else None,
+                       label=label if x == 0 else None)
+                text = f"{seconds:.1f}" + ("*" if r.get("noisy") else "")
+                ax.annotate(text, (pos, seconds), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 2), textcoords="offset points")
+                if mode == "gcfs" and r.get("lower_bound_s"):
+                    ax.hlines(r["lower_bound_s"], pos - width / 2, pos + width / 2, colors="black", linewidth=2,
+                              label="lower bound" if x == 0 and k == 0 else None)
+        mine = [r for r in rows if r["image"] == image]
+        finish_axis(ax, [r["time_to_ready_s"] for r in mine] + [r.get("lower_bound_s") for r in mine],
+                    networks, image)
+    axes[0].set_ylabel("time to ready (s, median)")
+    legend(fig, axes)
+    fig.text(0.99, 0.01, "* noisy: spread > half the median", ha="right", fontsize=7, color="gray")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def bytes_before_ready(rows, out):
+    images = ordered(r["image"] for r in rows)
+    kinds = kinds_present(rows)
+    fig, axes = panels(images)
+    width = 0.8 / len(kinds)
+    for ax, image in zip(axes, images):
+        networks = ordered(r["network"] for r in rows if r["image"] == image)
+        for k, (mode, cold, label, color, hatch) in enumerate(kinds):
+            for x, network in enumerate(networks):
+                r = find(rows, image, network, mode, cold)
+                if r is None or r.get("bytes_before_ready") is None:
+                    continue
+                pos = x - 0.4 + width * (k + 0.5)
+                mib = r["bytes_before_ready"] / MiB
+                ax.bar(pos, mib, width, color=color, hatch=hatch, edgecolor="white" if hatch else None,
+                       label=label if x == 0 else None)
+                ax.annotate(f"{mib:.0f}" if mib >= 10 else f"{mib:.1f}", (pos, mib), ha="center", va="bottom",
+                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+        # The working set is a property of the image: one dashed line across the panel.
+        ws = next((r["working_set_bytes"] for r in rows if r["image"] == image and r.get("working_set_bytes")), None)
+        if ws:
+            ax.axhline(ws / MiB, color="black", linestyle="--", linewidth=1, label="working set")
+        mine = [r for r in rows if r["image"] == image]
+        finish_axis(ax, [(r.get("bytes_before_ready") or 0) / MiB for r in mine] + [(ws or 0) / MiB],
+                    networks, image)
+    axes[0].set_ylabel("MiB fetched before ready")
+    legend(fig, axes)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "docs/benchmarks/latest.json"
+    with open(path) as f:
+        rows = json.load(f)
+    if not rows:
+        sys.exit(f"{path}: no rows to plot")
+    outdir = os.path.dirname(os.path.abspath(path))
+    written = [os.path.join(outdir, "time-to-ready.png"), os.path.join(outdir, "bytes-before-ready.png")]
+    time_to_ready(rows, written[0])
+    bytes_before_ready(rows, written[1])
+    print("\n".join(written))
+
+
+if __name__ == "__main__":
+    main()

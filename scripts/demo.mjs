@@ -15,27 +15,17 @@ import { buildDebianImage, buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/imag
 import { RegistryClient } from '@gcfs/registry';
 import { startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
 import { cleanupList, coldStart } from './benchmarks/cold-start.mjs';
+import { WORKLOADS, WORKLOADS_DIR } from './benchmarks/workloads.mjs';
+
+const WORKLOAD = WORKLOADS.medium.debian;
 
 const CACHE = '/var/tmp/gcfs-demo-cache';
-const WORKLOADS = '/var/tmp/gcfs-workloads';
 const MiB = 2 ** 20;
 const { values: args } = parseArgs({
   options: { keep: { type: 'boolean' }, runs: { type: 'string', default: '1' } },
 });
 const runs = Math.max(1, Number(args.runs));
 const log = createLogger({ level: 'info' }).child({ module: 'demo' });
-
-const WORKLOAD = {
-  name: 'python-numpy',
-  packages: ['python3', 'python3-numpy'],
-  app: {
-    'app/main.py': {
-      content:
-        'import numpy\nprint("ready: numpy", numpy.__version__, "sum", numpy.arange(10).sum(), flush=True)\n',
-    },
-  },
-  cmd: ['python3', '/app/main.py'],
-};
 
 const demo = cleanupList();
 const node = cleanupList();
@@ -76,7 +66,7 @@ const median = (values) => values.toSorted((a, b) => a - b)[Math.floor((values.l
 try {
   await mkdir(CACHE, { recursive: true });
   log.info('Building the image (cached after the first run)', { workload: WORKLOAD.name });
-  const built = await buildDebianImage(WORKLOAD, { cacheDir: WORKLOADS, log: (line) => log.info(line) });
+  const built = await buildDebianImage(WORKLOAD, { cacheDir: WORKLOADS_DIR, log: (line) => log.info(line) });
   const layers = built.manifests[0].layers;
   const compressed = layers.reduce((sum, layer) => sum + layer.descriptor.size, 0);
   const unpacked = layers.reduce((sum, layer) => sum + layer.uncompressedSize, 0);

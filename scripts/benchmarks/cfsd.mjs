@@ -12,7 +12,7 @@ import { containerfs as pb } from '@gcfs/proto';
 import { RegistryClient } from '@gcfs/registry';
 import { startRegistry } from '@gcfs/testkit';
 import { credentials } from '@grpc/grpc-js';
-import { MiB, median, spread, timed, writeResult } from './lib.mjs';
+import { MiB, median, resultsDir, spread, timed, writeResult } from './lib.mjs';
 
 function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -113,7 +113,7 @@ export async function run({ quick }) {
 
 export async function main(options) {
   const r = await run(options);
-  const file = await writeResult('cfsd', r);
+  const file = await writeResult('cfsd', r, resultsDir(options));
   console.log(
     `cfsd indexing of ${(r.layer_gzip_bytes / MiB).toFixed(0)} MiB gzip (${(r.layer_tar_bytes / MiB).toFixed(0)} MiB tar), median of ${r.runs}: ` +
       `${r.index_seconds.toFixed(2)} s vs tar -xzf ${r.tar_xzf_seconds.toFixed(2)} s (ratio ${r.index_vs_tar.toFixed(2)})${r.noisy ? ' (noisy)' : ''}; ` +

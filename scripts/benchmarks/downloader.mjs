@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { untarLayer } from '@gcfs/downloader';
 import { buildImage, OciLayout } from '@gcfs/image-builder';
 import { compressionOf, decompressLayer } from '@gcfs/index';
-import { MiB, median, spread, timed, writeResult } from './lib.mjs';
+import { MiB, median, resultsDir, spread, timed, writeResult } from './lib.mjs';
 
 export const CACHE_DIR = '/var/tmp/gcfs-bench-cache';
 // /var/tmp: on the same file system as /usr (for `cp -al`) and, unlike /tmp, not a tmpfs anywhere.
@@ -137,7 +137,7 @@ export async function run({ quick }) {
 
 export async function main(options) {
   const r = await run(options);
-  const file = await writeResult('downloader', r);
+  const file = await writeResult('downloader', r, resultsDir(options));
   const row = (x) =>
     `${x.layers} layer(s): untar ${x.untar_seconds.toFixed(2)} s vs tar -xzf ${x.tar_xzf_seconds.toFixed(2)} s ` +
     `(${x.untar_vs_tar.toFixed(2)}x tar's throughput)${x.noisy ? ' (noisy)' : ''}`;

@@ -16,7 +16,7 @@ import { buildImage, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import { startProcess, startRegistry } from '@gcfs/testkit';
 import { sh } from './downloader.mjs';
-import { MiB, median, ROOT, spread, timed, writeResult } from './lib.mjs';
+import { MiB, median, ROOT, resultsDir, spread, timed, writeResult } from './lib.mjs';
 
 const execFileP = promisify(execFile);
 const GCFSD_BIN = join(ROOT, 'packages', 'gcfsd', 'bin', 'gcfsd');
@@ -325,7 +325,7 @@ export async function run({ quick }) {
 
 export async function main(options) {
   const r = await run(options);
-  const file = await writeResult('fuse', r);
+  const file = await writeResult('fuse', r, resultsDir(options));
   const flag = (x) => (x.noisy ? ' (noisy)' : '');
   const mib = (b) => (b / MiB).toFixed(0);
   console.log(

@@ -1,5 +1,6 @@
 // Shared by the benchmarks: medians, timing, result files under docs/benchmarks/.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,9 +25,14 @@ export async function timed(fn) {
   return { seconds: Number(process.hrtime.bigint() - start) / 1e9, value };
 }
 
-export async function writeResult(name, result) {
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${name}.json`);
+/** Where a run's results go: docs/benchmarks/ for full runs; --quick ones stay out of the docs. */
+export function resultsDir({ quick }) {
+  return quick ? join(tmpdir(), 'gcfs-bench-quick') : RESULTS_DIR;
+}
+
+export async function writeResult(name, result, dir = RESULTS_DIR) {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   return file;
 }

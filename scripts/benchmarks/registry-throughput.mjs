@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Digester, MediaType } from '@gcfs/core';
 import { RegistryClient } from '@gcfs/registry';
 import { startRegistry } from '@gcfs/testkit';
-import { MiB, median, spread, timed, writeResult } from './lib.mjs';
+import { MiB, median, resultsDir, spread, timed, writeResult } from './lib.mjs';
 
 export async function run({ quick }) {
   const sizeMiB = quick ? 128 : 500;
@@ -76,7 +76,7 @@ function curlToNull(url) {
 
 export async function main(options) {
   const result = await run(options);
-  const file = await writeResult('registry-throughput', result);
+  const file = await writeResult('registry-throughput', result, resultsDir(options));
   console.log(
     `registry blob read, ${result.blob_bytes / MiB} MiB, median of ${result.runs}: ` +
       `client ${result.client_mib_per_s.toFixed(0)} MiB/s, curl ${result.curl_mib_per_s.toFixed(0)} MiB/s, ` +

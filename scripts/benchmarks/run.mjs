@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // scripts/bench [--quick] [name ...]: runs the named benchmarks (all by default).
 const BENCHMARKS = {
+  'cold-starts': () => import('./cold-starts.mjs'),
   'registry-throughput': () => import('./registry-throughput.mjs'),
   cfsd: () => import('./cfsd.mjs'),
   downloader: () => import('./downloader.mjs'),

@@ -179,6 +179,16 @@ export const GCFSD_FLAGS = defineFlags([
     description: 'Directory path where downloaded/untarred layers are stored',
   },
   {
+    name: 'download_quiet_period',
+    type: 'duration',
+    default: 2_000,
+    min: 0,
+    group: DOWNLOADER,
+    extension: true,
+    description:
+      'Start the background downloads of a newly streamed image once its on-demand reads have paused this long (at most 30s after registration), so that they do not compete with the starting container for the link; 0 starts them at once',
+  },
+  {
     name: 'max_layer_downloads',
     type: 'int',
     default: 3,

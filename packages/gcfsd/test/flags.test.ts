@@ -40,8 +40,9 @@ const MISSION_DEFAULTS = {
   try_direct_path: true,
 };
 
-// Flags this project adds: for the snapshotter, and the downloader's registry access and metrics.
+// Flags this project adds: for the snapshotter, and the downloader's registry access, metrics and pacing.
 const OUR_DEFAULTS = {
+  download_quiet_period: 2000,
   snapshotter_uds_path: '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
   snapshotter_root: '/var/lib/containerd/io.containerd.snapshotter.v1.gcfs/snapshotter',
   registry_hosts_dir: '',

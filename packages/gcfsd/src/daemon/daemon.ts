@@ -16,6 +16,7 @@ import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid } from './metrics.js';
 import { PullSecrets } from './pull-secrets.js';
+import { ReadActivity } from './read-activity.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
 import { type ImageTree, Registrar } from './registrar.js';
 import { SessionPool } from './sessions.js';
@@ -32,7 +33,7 @@ export interface MountOptions {
   maxContentCacheBytes: number;
   flattenImages: boolean;
   /** Every FUSE read of a layer file (for the prefetch reports' read recording). */
-  onRead?: (read: LayerRead) => void;
+  onRead?: (read: LayerRead & { source: 'remote' | 'local' }) => void;
   /** Streamed layers' source: index and blocks from cfsd. */
   sessions: SessionPool;
   metrics: DaemonMetrics;
@@ -116,6 +117,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     cleanups.push(() => db.close());
     const sessions = new SessionPool();
     cleanups.push(() => sessions.closeAll());
+    const activity = new ReadActivity();
     const reads = config.enable_prefetching
       ? new ReadReporter({ sessionOf: (name) => sessions.get(name), logger, timing: deps.readReports })
       : undefined;
@@ -134,7 +136,10 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       failOnMaxReadBlocks: config.fail_on_max_read_blocks,
       maxContentCacheBytes: config.max_content_cache_size_mb * 1024 * 1024,
       flattenImages: config.flatten_images,
-      onRead: reads && ((read) => reads.record(read)),
+      onRead: (read) => {
+        activity.record(read);
+        reads?.record(read);
+      },
       sessions,
       metrics,
     });
@@ -155,6 +160,10 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       },
       logger,
       onDownload: (result) => metrics.downloaded(result),
+      downloadsAfter:
+        config.download_quiet_period > 0
+          ? (signal) => activity.quiet({ quietMs: config.download_quiet_period, maxMs: 30_000, signal })
+          : undefined,
     });
     cleanups.push(() => registrar.close());
     metrics.watch({

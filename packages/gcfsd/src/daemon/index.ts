@@ -8,6 +8,7 @@ export * from './layer-downloads.js';
 export * from './metrics.js';
 export * from './prefetch.js';
 export * from './pull-secrets.js';
+export * from './read-activity.js';
 export * from './read-reports.js';
 export * from './registrar.js';
 export * from './sessions.js';

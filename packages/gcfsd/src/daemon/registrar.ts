@@ -76,6 +76,11 @@ export interface RegistrarOptions {
   prefetch: false | { budgetBytes: number; reads: ReadReporter };
   logger: Logger;
   onDownload?: (result: DownloadResult) => void;
+  /**
+   * Resolves when a newly registered image's downloads may start (after a pause in its
+   * on-demand reads, see read-activity.ts); default at once. Restored images never wait.
+   */
+  downloadsAfter?: (signal: AbortSignal) => Promise<void>;
   /** Pace of AuthImage retries for images restored from the DB. */
   restoreBackoff?: BackoffOptions;
 }
@@ -149,7 +154,7 @@ export class Registrar {
       await this.#o.db.put(record);
       await this.#attach(record);
     });
-    this.#startDownloads(record, credential);
+    void this.#startDownloadsLater(record, credential);
     if (this.#o.prefetch) {
       // Registration comes just before the container starts: what it reads now is what
       // a prefetch report should hold.
@@ -285,6 +290,16 @@ export class Registrar {
     for (const layer of record.layers) {
       if (!this.#local.has(layer.digest)) void this.#downloads.start(record.name, layer, credential);
     }
+  }
+
+  async #startDownloadsLater(record: ImageRecord, credential: PullCredential): Promise<void> {
+    try {
+      await this.#o.downloadsAfter?.(this.#stop.signal);
+    } catch {
+      return; // the daemon stops
+    }
+    // Unregistered (and maybe collected) meanwhile: nothing to download.
+    if (this.#images.get(record.name)?.inUse === true) this.#startDownloads(record, credential);
   }
 
   async #secretFor(name: string): Promise<PullCredential> {

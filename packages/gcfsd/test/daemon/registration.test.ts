@@ -82,7 +82,12 @@ test('registration: symlinks at once, switched to local layers after download, r
   const socket = join(dir.path, 'run', 'downloader.sock');
   // Registered before the dir is removed, so it runs after the last gcfsd has stopped.
   t.after(() => cleanStaleMount(mnt));
-  const common = [`--downloader_uds_path=${socket}`, `--layer_cache_dir=${cacheDir}`];
+  // Downloads at once: this test follows them from registration on.
+  const common = [
+    `--downloader_uds_path=${socket}`,
+    `--layer_cache_dir=${cacheDir}`,
+    '--download_quiet_period=0',
+  ];
 
   const children: ManagedProcess[] = [];
   t.after(async () => {

@@ -103,6 +103,7 @@ export class Registrar {
   /** Layers of the images in the tree; #served: those whose layers/ dir is there too. */
   readonly #layers = new Set<string>();
   readonly #served = new Set<string>();
+  readonly #serving = new Map<string, Promise<void>>();
   readonly #local = new Set<string>();
   /** Held by a registration's tree changes and by GC, so GC never sees half an image. */
   readonly lock = new Mutex();
@@ -257,11 +258,20 @@ export class Registrar {
 
   /** Put each layer under layers/ (asks cfsd for its table of contents). */
   async #serveLayers(record: ImageRecord): Promise<void> {
-    for (const { digest } of record.layers) {
-      if (this.#served.has(digest)) continue;
-      await this.#o.tree.addLayer(digest);
-      this.#served.add(digest);
-    }
+    // All layers' tables at once (one round trip, not one per layer), each asked for once.
+    await Promise.all(
+      record.layers.map(({ digest }) => {
+        if (this.#served.has(digest)) return undefined;
+        let pending = this.#serving.get(digest);
+        if (pending === undefined) {
+          pending = this.#o.tree.addLayer(digest).then(() => void this.#served.add(digest));
+          const forget = () => this.#serving.delete(digest);
+          pending.then(forget, forget);
+          this.#serving.set(digest, pending);
+        }
+        return pending;
+      }),
+    );
   }
 
   /** The image's symlinks, to local layers where they are in the cache dir already. */

@@ -83,7 +83,8 @@ async function gcfsColdStart({ net, registry, sandboxImage, workload, image, lay
     for (const pid of await pidsWith(`--mount_point=${stack.mountPoint}`))
       rss = Math.max(rss, await peakRss(pid));
     let downloaderRss = 0;
-    for (const pid of await pidsWith('--downloader', stack.cacheDir)) downloaderRss = await peakRss(pid);
+    // `--downloader` as a whole argument: the FUSE gcfsd has --downloader_uds_path.
+    for (const pid of await pidsWith('\0--downloader\0', stack.cacheDir)) downloaderRss = await peakRss(pid);
     run.rssPeak = rss;
     run.downloaderRssPeak = downloaderRss;
     return run;

@@ -37,8 +37,8 @@ export function coldStartSection(rows, { date = new Date() } = {}) {
       (r) => `- **${r.image}**: ${mib(r.image_bytes)} compressed, working set ${mib(r.working_set_bytes)}`,
     ),
     '',
-    '| image | network | mode | backend | time to ready (median, runs) | vs overlayfs | bytes before ready / working set | peak RSS | lower bound | noisy |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| image | network | mode | backend | time to ready (median, runs) | vs overlayfs | bytes before ready / working set | peak RSS gcfsd / downloader | all layers local | lower bound | noisy |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
     const base = baseline.get(`${r.image}\0${r.network}`);
@@ -49,8 +49,10 @@ export function coldStartSection(rows, { date = new Date() } = {}) {
         : `${mib(r.bytes_before_ready)} / ${mib(r.working_set_bytes)}` +
           (r.working_set_bytes ? ` (${(r.bytes_before_ready / r.working_set_bytes).toFixed(2)}x)` : '');
     const backend = r.mode === 'gcfs' ? (isCold(r) ? 'cold' : 'warm') : '—';
+    const rss = r.mode === 'gcfs' ? `${mib(r.rss_peak_bytes)} / ${mib(r.downloader_rss_peak_bytes)}` : '—';
+    const local = r.downloaded_s == null ? '—' : `${secs(r.downloaded_s)}`;
     lines.push(
-      `| ${r.image} | ${r.network} | ${r.mode} | ${backend} | ${secs(r.time_to_ready_s)} (${r.runs}) | ${ratio} | ${bytes} | ${mib(r.rss_peak_bytes)} | ${secs(r.lower_bound_s)} | ${r.noisy ? 'noisy' : ''} |`,
+      `| ${r.image} | ${r.network} | ${r.mode} | ${backend} | ${secs(r.time_to_ready_s)} (${r.runs}) | ${ratio} | ${bytes} | ${rss} | ${local} | ${secs(r.lower_bound_s)} | ${r.noisy ? 'noisy' : ''} |`,
     );
   }
   lines.push(

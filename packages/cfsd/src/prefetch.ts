@@ -1,4 +1,6 @@
-import type { Digest } from '@gcfs/core';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Digest, digestHex } from '@gcfs/core';
 import { blockSpans } from '@gcfs/index';
 import type { ParsedLayer } from './layer-indexes.js';
 
@@ -28,19 +30,34 @@ interface ImageReads {
   reports: number;
 }
 
+interface StoredReads {
+  reports: number;
+  blocks: Array<{ layerDigest: Digest; block: number; atMs: number }>;
+}
+
 /**
  * Builds each image's prefetch report from what nodes saw containers read while starting:
  * the union of blocks read, ordered by when they were first needed, merged into runs.
+ * With a directory, each image's reads are kept there too (one JSON file per manifest,
+ * replaced atomically), so reports outlive a restart of cfsd, as its indexes do.
  */
 export class PrefetchReports {
   private readonly images = new Map<Digest, ImageReads>();
+  private readonly dir: string | undefined;
+  /** Writes of one image's file, one after the other. */
+  private readonly writes = new Map<Digest, Promise<void>>();
 
-  record(manifestDigest: Digest, reads: ReportedRead[], layerOf: (layer: Digest) => ParsedLayer): number {
-    let image = this.images.get(manifestDigest);
-    if (!image) {
-      image = { firstRead: new Map(), reports: 0 };
-      this.images.set(manifestDigest, image);
-    }
+  constructor(dir?: string) {
+    this.dir = dir;
+  }
+
+  async record(
+    manifestDigest: Digest,
+    reads: ReportedRead[],
+    layerOf: (layer: Digest) => ParsedLayer,
+  ): Promise<number> {
+    const image = (await this.load(manifestDigest)) ?? { firstRead: new Map(), reports: 0 };
+    this.images.set(manifestDigest, image);
     let accepted = 0;
     for (const read of reads) {
       const { index, toc } = layerOf(read.layerDigest);
@@ -62,12 +79,15 @@ export class PrefetchReports {
       }
       accepted++;
     }
-    if (accepted > 0) image.reports++;
+    if (accepted > 0) {
+      image.reports++;
+      await this.persist(manifestDigest, image);
+    }
     return accepted;
   }
 
-  get(manifestDigest: Digest): PrefetchReport | undefined {
-    const image = this.images.get(manifestDigest);
+  async get(manifestDigest: Digest): Promise<PrefetchReport | undefined> {
+    const image = await this.load(manifestDigest);
     if (!image || image.reports === 0) return undefined;
     const ordered = [...image.firstRead.values()].sort(
       (a, b) => a.atMs - b.atMs || a.layerDigest.localeCompare(b.layerDigest) || a.block - b.block,
@@ -79,5 +99,39 @@ export class PrefetchReports {
       else ranges.push({ layerDigest, firstBlock: block, count: 1 });
     }
     return { manifestDigest, ranges, reports: image.reports };
+  }
+
+  private file(manifestDigest: Digest): string | undefined {
+    return this.dir === undefined ? undefined : join(this.dir, `${digestHex(manifestDigest)}.json`);
+  }
+
+  private async load(manifestDigest: Digest): Promise<ImageReads | undefined> {
+    const known = this.images.get(manifestDigest);
+    const file = this.file(manifestDigest);
+    if (known !== undefined || file === undefined) return known;
+    let stored: StoredReads;
+    try {
+      stored = JSON.parse(await readFile(file, 'utf8')) as StoredReads;
+    } catch {
+      return undefined; // none yet (or unreadable: it is rebuilt from the next reports)
+    }
+    const image: ImageReads = { firstRead: new Map(), reports: stored.reports };
+    for (const read of stored.blocks) image.firstRead.set(`${read.layerDigest}#${read.block}`, read);
+    this.images.set(manifestDigest, image);
+    return image;
+  }
+
+  private persist(manifestDigest: Digest, image: ImageReads): Promise<void> {
+    const file = this.file(manifestDigest);
+    if (file === undefined) return Promise.resolve();
+    const write = async () => {
+      const stored: StoredReads = { reports: image.reports, blocks: [...image.firstRead.values()] };
+      await mkdir(this.dir!, { recursive: true });
+      await writeFile(`${file}.tmp`, JSON.stringify(stored));
+      await rename(`${file}.tmp`, file);
+    };
+    const next = (this.writes.get(manifestDigest) ?? Promise.resolve()).then(write, write);
+    this.writes.set(manifestDigest, next);
+    return next;
   }
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { containerfs, health } from '@gcfs/proto';
 import { bindGrpc, serveMetrics, stopGrpc } from '@gcfs/serving';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -12,6 +13,7 @@ import { RegistryAccess, type RegistryAccessOptions } from './registry-access.js
 import { createContainerFsService } from './service.js';
 import { SessionKeys } from './session.js';
 import { CachedStore } from './store/cached-store.js';
+import { FileStore } from './store/file-store.js';
 import type { LayerStore } from './store/layer-store.js';
 import { openStore } from './store/open-store.js';
 
@@ -70,7 +72,10 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
       indexer,
       indexes: new LayerIndexes(store),
       store,
-      prefetch: new PrefetchReports(),
+      // Beside a file store's layers, so that they survive restarts as the indexes do.
+      prefetch: new PrefetchReports(
+        baseStore instanceof FileStore ? join(baseStore.root, 'prefetch') : undefined,
+      ),
       maxBlocksPerRead: options.maxBlocksPerRead ?? 64,
       observe: (method, err, seconds, bytes) => metrics.observeCall(method, err, seconds, bytes),
     }),

@@ -222,7 +222,7 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
 
   async function getPrefetchImageReport(req: pb.GetPrefetchImageReportRequest) {
     const { image } = authorize(req.sessionToken);
-    const report = parts.prefetch.get(image.manifestDigest);
+    const report = await parts.prefetch.get(image.manifestDigest);
     if (!report) {
       throw new GcfsError(ErrorCode.NotStreamable, `no prefetch report for ${image.reference} yet`, {
         hint: 'nodes report reads with ReportImageReads; the report exists after the first one',
@@ -244,7 +244,7 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
         throw new GcfsError(ErrorCode.PermissionDenied, `layer ${read.layerDigest} is not part of the image`);
       if (!indexes.has(layer.digest)) indexes.set(layer.digest, await parts.indexes.get(layer.digest));
     }
-    parts.prefetch.record(
+    await parts.prefetch.record(
       image.manifestDigest,
       req.reads.map((r) => ({
         layerDigest: r.layerDigest as Digest,

@@ -50,7 +50,7 @@ test('metrics, health (gRPC and HTTP) and prefetch reports', async (t) => {
       },
     ],
   });
-  const { cfsd, client } = await runCfsd(t, { blockSize: 64 * 1024 });
+  const { cfsd, client, storeDir } = await runCfsd(t, { blockSize: 64 * 1024 });
   const healthClient = new health.HealthClient(cfsd.address, credentials.createInsecure());
   t.after(() => healthClient.close());
   const check = promisify(healthClient.check.bind(healthClient)) as (
@@ -96,6 +96,15 @@ test('metrics, health (gRPC and HTTP) and prefetch reports', async (t) => {
   assert.match(metrics, /cfsd_block_bytes_served_total [1-9]/);
   assert.match(metrics, /cfsd_block_cache_hit_ratio/);
   assert.equal((await curl(['-sS', `http://${cfsd.metricsAddress}/healthz`])).status, 200);
+
+  // A restarted cfsd on the same store still has the report.
+  healthClient.close();
+  await cfsd.stop(100);
+  const restarted = await runCfsd(t, { blockSize: 64 * 1024, storeDir });
+  const again = await restarted.client.authImage({ image, wait: true });
+  const kept = await restarted.client.prefetchReport({ sessionToken: again.sessionToken });
+  assert.deepEqual(kept.ranges, report.ranges);
+  assert.equal(kept.reports, 1);
 });
 
 test('serves on a Unix socket and over TLS', async (t) => {

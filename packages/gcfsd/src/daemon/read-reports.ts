@@ -96,9 +96,15 @@ export class ReadReporter {
     }
   }
 
-  /** Stop every recording without sending (at shutdown). */
-  close(): void {
-    for (const name of [...this.#recordings.keys()]) this.#stop(name);
+  /**
+   * At shutdown: send what every recording has so far (a node that stops soon after a start
+   * still teaches cfsd what it read), waiting at most `waitMs`.
+   */
+  async close(waitMs = 2_000): Promise<void> {
+    const sends = [...this.#recordings.keys()].map((name) => this.#send(name));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(sends), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   #add(recording: Recording, read: LayerRead): void {

@@ -118,4 +118,11 @@ test('reads are merged when sequential, bounded per image, and sent once; cfsd r
   reporter.record({ layer, path: 'f2', offset: 0, bytes: 100 });
   await delay(400);
   assert.equal(logs.filter((line) => line.msg === 'Reported image reads').length, 1);
+
+  // Watched again, then gcfsd stops before the window ends: close() sends what it has.
+  reporter.watch(image, [layer]);
+  reporter.record({ layer, path: 'f3', offset: 0, bytes: 100 });
+  await reporter.close();
+  assert.equal(logs.filter((line) => line.msg === 'Reported image reads').length, 2);
+  assert.equal((await session.prefetchReport())?.reports, 2);
 });

@@ -6,7 +6,7 @@
 // reports does not make them either. Memory stays bounded: sequential reads of a file
 // merge into one record, and an image keeps at most `maxReads` records.
 
-import { describeError, type Logger } from '@gcfs/core';
+import { describeError, type Logger, sleep } from '@gcfs/core';
 import type { SessionLike } from './sessions.js';
 
 /** One FUSE read of a layer file (the mount's `read` event has these fields). */
@@ -102,9 +102,9 @@ export class ReadReporter {
    */
   async close(waitMs = 2_000): Promise<void> {
     const sends = [...this.#recordings.keys()].map((name) => this.#send(name));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(sends), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    const done = new AbortController();
+    await Promise.race([Promise.all(sends), sleep(waitMs, done.signal).catch(() => undefined)]);
+    done.abort();
   }
 
   #add(recording: Recording, read: LayerRead): void {

@@ -83,57 +83,61 @@ def legend(fig, axes):
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
 
 
-def time_to_ready(rows, out):
+def grouped_bars(ax, rows, image, kinds, value, text):
+    """One group of bars per network profile, one bar per kind of row: (profiles, bars drawn)."""
+    width = 0.8 / len(kinds)
+    networks = ordered(r["network"] for r in rows if r["image"] == image)
+    drawn = []
+    for k, (mode, cold, label, color, hatch) in enumerate(kinds):
+        for x, network in enumerate(networks):
+            r = find(rows, image, network, mode, cold)
+            if r is None or value(r) is None:
+                continue
+            pos = x - 0.4 + width * (k + 0.5)
+            ax.bar(pos, value(r), width, color=color, hatch=hatch, edgecolor="white" if hatch else None,
+                   label=label if x == 0 else None)
+            ax.annotate(text(r), (pos, value(r)), ha="center", va="bottom", fontsize=7,
+                        xytext=(0, 2), textcoords="offset points")
+            drawn.append((r, mode, pos, width, x == 0 and k == 0))
+    return networks, drawn
+
+
+def draw(rows, out, ylabel, draw_panel, note=None):
     images = ordered(r["image"] for r in rows)
     kinds = kinds_present(rows)
     fig, axes = panels(images)
-    width = 0.8 / len(kinds)
     for ax, image in zip(axes, images):
-        networks = ordered(r["network"] for r in rows if r["image"] == image)
-        for k, (mode, cold, label, color, hatch) in enumerate(kinds):
-            for x, network in enumerate(networks):
-                r = find(rows, image, network, mode, cold)
-                if r is None:
-                    continue
-                pos = x - 0.4 + width * (k + 0.5)
-                seconds = r["time_to_ready_s"]
-                ax.bar(pos, seconds, width, color=color, hatch=hatch, edgecolor="white" if hatch else None,
-                       label=label if x == 0 else None)
-                text = f"{seconds:.1f}" + ("*" if r.get("noisy") else "")
-                ax.annotate(text, (pos, seconds), ha="center", va="bottom", fontsize=7,
-                            xytext=(0, 2), textcoords="offset points")
-                if mode == "gcfs" and r.get("lower_bound_s"):
-                    ax.hlines(r["lower_bound_s"], pos - width / 2, pos + width / 2, colors="black", linewidth=2,
-                              label="lower bound" if x == 0 and k == 0 else None)
-        mine = [r for r in rows if r["image"] == image]
-        finish_axis(ax, [r["time_to_ready_s"] for r in mine] + [r.get("lower_bound_s") for r in mine],
-                    networks, image)
-    axes[0].set_ylabel("time to ready (s, median)")
+        draw_panel(ax, image, kinds)
+    axes[0].set_ylabel(ylabel)
     legend(fig, axes)
-    fig.text(0.99, 0.01, "* noisy: spread > half the median", ha="right", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
+    if note:
+        fig.text(0.99, 0.01, note, ha="right", fontsize=7, color="gray")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 0.92))
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
 
+def time_to_ready(rows, out):
+    def panel(ax, image, kinds):
+        seconds = lambda r: r["time_to_ready_s"]
+        text = lambda r: f"{seconds(r):.1f}" + ("*" if r.get("noisy") else "")
+        networks, drawn = grouped_bars(ax, rows, image, kinds, seconds, text)
+        for r, mode, pos, width, first in drawn:
+            if mode == "gcfs" and r.get("lower_bound_s"):
+                ax.hlines(r["lower_bound_s"], pos - width / 2, pos + width / 2, colors="black", linewidth=2,
+                          label="lower bound" if first else None)
+        mine = [r for r in rows if r["image"] == image]
+        finish_axis(ax, [r["time_to_ready_s"] for r in mine] + [r.get("lower_bound_s") for r in mine],
+                    networks, image)
+
+    draw(rows, out, "time to ready (s, median)", panel, "* noisy: spread > half the median")
+
+
 def bytes_before_ready(rows, out):
-    images = ordered(r["image"] for r in rows)
-    kinds = kinds_present(rows)
-    fig, axes = panels(images)
-    width = 0.8 / len(kinds)
-    for ax, image in zip(axes, images):
-        networks = ordered(r["network"] for r in rows if r["image"] == image)
-        for k, (mode, cold, label, color, hatch) in enumerate(kinds):
-            for x, network in enumerate(networks):
-                r = find(rows, image, network, mode, cold)
-                if r is None or r.get("bytes_before_ready") is None:
-                    continue
-                pos = x - 0.4 + width * (k + 0.5)
-                mib = r["bytes_before_ready"] / MiB
-                ax.bar(pos, mib, width, color=color, hatch=hatch, edgecolor="white" if hatch else None,
-                       label=label if x == 0 else None)
-                ax.annotate(f"{mib:.0f}" if mib >= 10 else f"{mib:.1f}", (pos, mib), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 2), textcoords="offset points")
+    def panel(ax, image, kinds):
+        mib = lambda r: None if r.get("bytes_before_ready") is None else r["bytes_before_ready"] / MiB
+        text = lambda r: f"{mib(r):.0f}" if mib(r) >= 10 else f"{mib(r):.1f}"
+        networks, _ = grouped_bars(ax, rows, image, kinds, mib, text)
         # The working set is a property of the image: one dashed line across the panel.
         ws = next((r["working_set_bytes"] for r in rows if r["image"] == image and r.get("working_set_bytes")), None)
         if ws:
@@ -141,11 +145,8 @@ def bytes_before_ready(rows, out):
         mine = [r for r in rows if r["image"] == image]
         finish_axis(ax, [(r.get("bytes_before_ready") or 0) / MiB for r in mine] + [(ws or 0) / MiB],
                     networks, image)
-    axes[0].set_ylabel("MiB fetched before ready")
-    legend(fig, axes)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+
+    draw(rows, out, "MiB fetched before ready", panel)
 
 
 def main():

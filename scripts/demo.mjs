@@ -114,7 +114,7 @@ gcfs demo: ${image}
     gcfs              ${g.toFixed(2)} s   (${results.gcfs.map((r) => r.seconds.toFixed(2)).join(', ')})${coldIndex ? '  [first run includes cfsd indexing the image]' : ''}
     overlayfs         ${o.toFixed(2)} s   (${results.overlayfs.map((r) => r.seconds.toFixed(2)).join(', ')})  containerd's own full pull
     ratio             ${(g / o).toFixed(2)}x
-  bytes               ${streamedMiB.toFixed(1)} MiB streamed from cfsd before the first output (${((100 * lastGcfs.streamedBytes) / unpacked).toFixed(1)}% of the unpacked image)
+  bytes               ${streamedMiB.toFixed(1)} MiB of file content fetched from cfsd before the first output (${((100 * lastGcfs.streamedBytes) / unpacked).toFixed(1)}% of the unpacked image; blocks travel zstd-compressed)
   background download ${lastGcfs.downloadedAfter ? `all layers local ${lastGcfs.downloadedAfter.toFixed(1)} s after the pull started` : 'not finished within 5 min'}`);
   if (args.keep) {
     console.log(`  kept running        gcfsd mount and logs under ${lastGcfs.logs}; Ctrl-C stops everything`);

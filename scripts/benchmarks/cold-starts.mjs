@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { createLogger } from '@gcfs/core';
 import { buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
-import { makeTempDir, startGcfsStack, startRegistry, startShapedNetwork } from '@gcfs/testkit';
+import {
+  freePort,
+  makeTempDir,
+  startCfsdProcess,
+  startGcfsStack,
+  startRegistry,
+  startShapedNetwork,
+} from '@gcfs/testkit';
 import { cleanupList, coldStart, peakRss } from './cold-start.mjs';
 import { median, resultsDir, spread } from './lib.mjs';
 import { writeReport } from './report.mjs';
@@ -52,14 +59,28 @@ async function push(host, built, repository) {
   return `${host}/${repository}:v1`;
 }
 
-/** One gcfs cold start, then the background downloads to their end; RSS peaks of both processes. */
-async function gcfsColdStart({ net, registry, sandboxImage, workload, image, layerDigests, cfsdStore }) {
+/**
+ * One gcfs cold start, then the background downloads to their end; RSS peaks of both node
+ * processes. `cfsdAddress`: the long-running (regional) cfsd; `cfsdStore`: a new cfsd of the
+ * node's own on that store instead (the cold-backend rows).
+ */
+async function gcfsColdStart({
+  net,
+  registry,
+  sandboxImage,
+  workload,
+  image,
+  layerDigests,
+  cfsdAddress,
+  cfsdStore,
+}) {
   const node = cleanupList();
   try {
     const stack = await startGcfsStack({
       insecureRegistry: net.nsAddress,
-      cfsdStore,
-      cfsdNetwork: { wrap: net.wrap, address: net.nsAddress },
+      ...(cfsdAddress
+        ? { cfsdAddress }
+        : { cfsdStore, cfsdNetwork: { wrap: net.wrap, address: net.nsAddress } }),
     });
     node.after(() => stack.stop());
     const run = await coldStart({
@@ -152,21 +173,32 @@ export async function main({ quick }) {
     for (const network of networks) {
       const net = await startShapedNetwork({ rateMbit: network.rateMbit });
       const registry = await startRegistry({ listenHost: net.nsAddress, wrap: net.wrap });
+      // The regional cfsd: it outlives the nodes' cold starts, its index and reports stay warm.
+      const cfsdAddress = `${net.nsAddress}:${await freePort()}`;
+      const cfsd = await startCfsdProcess({
+        address: cfsdAddress,
+        store: warmStore.path,
+        insecureRegistry: net.nsAddress,
+        logFile: join(pauseDir.path, `cfsd-${network.name}.log`),
+        wrap: net.wrap,
+      });
       try {
         const sandboxImage = await push(registry.host, pause, 'bench/pause');
+        let processWarm = false;
         for (const workload of workloads) {
           const image = await push(registry.host, workload.built, `bench/${workload.name}`);
           // The downloads to wait for: the image's layers and the pause image's (some are shared).
           const layerDigests = new Set([pause, workload.built].flatMap(layerDigestsOf));
           const setup = { net, registry, sandboxImage, workload, image, layerDigests };
-          // Warm cfsd's index once (unmeasured): later gcfs runs find it indexed.
-          if (network === networks[0]) await gcfsColdStart({ ...setup, cfsdStore: warmStore.path });
+          // Unmeasured: index each image once, and warm each new cfsd process's code paths.
+          if (network === networks[0] || !processWarm) await gcfsColdStart({ ...setup, cfsdAddress });
+          processWarm = true;
           const results = { overlayfs: [], gcfs: [], cold: [] };
           for (let i = 0; i < runsPerRow; i++) {
             await dropCaches();
             results.overlayfs.push(await overlayfsColdStart(setup));
             await dropCaches();
-            results.gcfs.push(await gcfsColdStart({ ...setup, cfsdStore: warmStore.path }));
+            results.gcfs.push(await gcfsColdStart({ ...setup, cfsdAddress }));
             log.info('cold start', {
               image: workload.name,
               network: network.name,
@@ -188,6 +220,7 @@ export async function main({ quick }) {
           rows.push(row({ workload, network, mode: 'gcfs', coldBackend: true, runs: results.cold }));
         }
       } finally {
+        await cfsd.stop();
         await registry.stop();
         await net.stop();
       }

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ErrorCode, GcfsError } from '@gcfs/core';
 import { curl } from './curl.js';
 import { freePort, type ManagedProcess, startProcess } from './process.js';
 import type { ShapedNetwork } from './shaped-network.js';
@@ -29,6 +30,34 @@ export interface GcfsStackOptions {
   dir?: string;
   /** Run cfsd inside a ShapedNetwork, listening on `address` (its nsAddress); gcfsd dials it there. */
   cfsdNetwork?: { wrap: ShapedNetwork['wrap']; address: string };
+  /** host:port of a cfsd that runs already (a regional service outliving nodes): none is started. */
+  cfsdAddress?: string;
+}
+
+export interface CfsdProcessOptions {
+  /** host:port to listen on. */
+  address: string;
+  store: string;
+  insecureRegistry: string;
+  logFile: string;
+  /** Run it inside a ShapedNetwork. */
+  wrap?: ShapedNetwork['wrap'];
+}
+
+/** cfsd from the repository's bin, serving once it says so. */
+export function startCfsdProcess(o: CfsdProcessOptions): Promise<ManagedProcess> {
+  const args = [
+    `--listen=${o.address}`,
+    `--store=file://${o.store}`,
+    `--insecure_registry=${o.insecureRegistry}`,
+    '--metrics_listen=',
+  ];
+  return startProcess({
+    name: 'cfsd',
+    ...(o.wrap?.(CFSD, args) ?? { command: CFSD, args }),
+    ready: { logLine: /cfsd serving/ },
+    logFile: o.logFile,
+  });
 }
 
 export interface RunningGcfsStack {
@@ -64,7 +93,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const cfsdPort = await freePort();
   const metricsPort = await freePort();
   // A port free on the host is free in a fresh namespace too.
-  const cfsdAddress = `${options.cfsdNetwork?.address ?? '127.0.0.1'}:${cfsdPort}`;
+  const cfsdAddress = options.cfsdAddress ?? `${options.cfsdNetwork?.address ?? '127.0.0.1'}:${cfsdPort}`;
   const common = [
     `--downloader_uds_path=${join(run, 'downloader.sock')}`,
     `--layer_cache_dir=${cacheDir}`,
@@ -78,17 +107,15 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const log = (name: string) => join(dir, `${name}.log`);
 
   const startCfsd = async () => {
-    const args = [
-      `--listen=${cfsdAddress}`,
-      `--store=file://${options.cfsdStore ?? join(dir, 'cfsd-store')}`,
-      `--insecure_registry=${options.insecureRegistry}`,
-      '--metrics_listen=',
-    ];
-    processes.cfsd = await startProcess({
-      name: 'cfsd',
-      ...(options.cfsdNetwork?.wrap(CFSD, args) ?? { command: CFSD, args }),
-      ready: { logLine: /cfsd serving/ },
+    if (options.cfsdAddress !== undefined) {
+      throw new GcfsError(ErrorCode.FailedPrecondition, 'this stack uses a cfsd it did not start');
+    }
+    processes.cfsd = await startCfsdProcess({
+      address: cfsdAddress,
+      store: options.cfsdStore ?? join(dir, 'cfsd-store'),
+      insecureRegistry: options.insecureRegistry,
       logFile: log('cfsd'),
+      wrap: options.cfsdNetwork?.wrap,
     });
   };
   const startDownloader = async () => {
@@ -163,7 +190,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     },
   };
   try {
-    await startCfsd();
+    if (options.cfsdAddress === undefined) await startCfsd();
     if (options.downloader !== false) await startDownloader();
     await startGcfsd();
   } catch (err) {

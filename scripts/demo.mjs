@@ -11,10 +11,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, describeError } from '@gcfs/core';
-import { buildDebianImage, buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/image-builder';
-import { RegistryClient } from '@gcfs/registry';
+import { buildDebianImage, buildImage, PAUSE_IMAGE } from '@gcfs/image-builder';
 import { startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
-import { cleanupList, coldStart } from './benchmarks/cold-start.mjs';
+import { cleanupList, coldStart, pushBuilt } from './benchmarks/cold-start.mjs';
 import { WORKLOADS, WORKLOADS_DIR } from './benchmarks/workloads.mjs';
 
 const WORKLOAD = WORKLOADS.medium.debian;
@@ -29,16 +28,6 @@ const log = createLogger({ level: 'info' }).child({ module: 'demo' });
 
 const demo = cleanupList();
 const node = cleanupList();
-
-async function pushTo(host, built, repository, tag) {
-  const pusher = new RegistryClient({ insecureHosts: [host] });
-  try {
-    await pushImage(pusher, built, { registry: host, repository, tag });
-  } finally {
-    await pusher.close();
-  }
-  return `${host}/${repository}:${tag}`;
-}
 
 async function gcfsRun(setup) {
   const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', cfsdStore: join(CACHE, 'cfsd-store') });
@@ -73,13 +62,13 @@ try {
   const registry = await startRegistry();
   demo.after(() => registry.stop());
   const pauseDir = await tempDirFor(demo, 'gcfs-demo-pause-');
-  const sandboxImage = await pushTo(
+  const sandboxImage = await pushBuilt(
     registry.host,
     await buildImage(PAUSE_IMAGE, { layoutDir: pauseDir.path }),
     'demo/pause',
     'v1',
   );
-  const image = await pushTo(registry.host, built, 'demo/python-numpy', 'v1');
+  const image = await pushBuilt(registry.host, built, 'demo/python-numpy', 'v1');
   const indexMarker = join(
     CACHE,
     `indexed-${layers.map((layer) => layer.descriptor.digest.slice(7, 19)).join('-')}`,

@@ -8,6 +8,7 @@ import { Snapshotter, serveSnapshots } from '@gcfs/snapshotter';
 import {
   type ContainerdOptions,
   CriClient,
+  listProcesses,
   readCriLog,
   startContainerd,
   startRegistry,
@@ -34,13 +35,9 @@ async function criSetup(
 
 /** Command lines of live processes that contain `needle`. */
 async function processesWith(needle: string): Promise<string[]> {
-  const found = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(join('/proc', pid, 'cmdline'), 'utf8').catch(() => '');
-    if (cmdline.includes(needle)) found.push(cmdline.replaceAll('\0', ' '));
-  }
-  return found;
+  return (await listProcesses())
+    .filter((p) => p.cmdline.includes(needle))
+    .map((p) => p.cmdline.replaceAll('\0', ' '));
 }
 
 test('containerd 1.6 through CRI: pull, host-network pod, containers, logs, exit codes, removal', async (t) => {

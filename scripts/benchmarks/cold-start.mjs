@@ -4,6 +4,8 @@
 // line. With `stack` the CRI snapshotter is gcfs (GKE's configuration), without it
 // containerd's own overlayfs (a full pull). Used by scripts/demo and the cold-start benchmark.
 import { readFile } from 'node:fs/promises';
+import { pushImage } from '@gcfs/image-builder';
+import { RegistryClient } from '@gcfs/registry';
 import { CriClient, readCriLog, startContainerd, tempDirFor } from '@gcfs/testkit';
 
 /** Cleanups of what is running, last started first. */
@@ -15,6 +17,17 @@ export function cleanupList() {
       for (const fn of fns.splice(0).reverse()) await fn();
     },
   };
+}
+
+/** Push a built image to the plain-HTTP registry at `host`; its reference. */
+export async function pushBuilt(host, built, repository, tag = 'v1') {
+  const pusher = new RegistryClient({ insecureHosts: [host] });
+  try {
+    await pushImage(pusher, built, { registry: host, repository, tag });
+  } finally {
+    await pusher.close();
+  }
+  return `${host}/${repository}:${tag}`;
 }
 
 /** The first log line matching `ready`, polled as `kubectl logs -f` would show it. */

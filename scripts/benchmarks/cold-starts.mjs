@@ -4,20 +4,20 @@
 // veth shaped with tc tbf; containerd, gcfsd and its downloader run on the host. Each cold
 // start gets a new containerd and a new gcfsd (empty layer cache), and the page cache is
 // dropped; cfsd's index is kept warm (a regional service), with one run against a cold one.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger } from '@gcfs/core';
-import { buildImage, PAUSE_IMAGE, pushImage } from '@gcfs/image-builder';
-import { RegistryClient } from '@gcfs/registry';
+import { buildImage, PAUSE_IMAGE } from '@gcfs/image-builder';
 import {
   freePort,
+  listProcesses,
   makeTempDir,
   startCfsdProcess,
   startGcfsStack,
   startRegistry,
   startShapedNetwork,
 } from '@gcfs/testkit';
-import { cleanupList, coldStart, peakRss } from './cold-start.mjs';
+import { cleanupList, coldStart, peakRss, pushBuilt } from './cold-start.mjs';
 import { median, resultsDir, spread } from './lib.mjs';
 import { writeReport } from './report.mjs';
 import { buildWorkload } from './workloads.mjs';
@@ -36,27 +36,12 @@ async function dropCaches() {
 
 /** Pids of live processes whose command line contains every needle. */
 async function pidsWith(...needles) {
-  const pids = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (needles.every((needle) => cmdline.includes(needle))) pids.push(Number(pid));
-  }
-  return pids;
+  const all = await listProcesses();
+  return all.filter((p) => needles.every((needle) => p.cmdline.includes(needle))).map((p) => p.pid);
 }
 
 function layerDigestsOf(built) {
   return built.manifests.flatMap((manifest) => manifest.layers.map((layer) => layer.descriptor.digest));
-}
-
-async function push(host, built, repository) {
-  const pusher = new RegistryClient({ insecureHosts: [host.split(':')[0]] });
-  try {
-    await pushImage(pusher, built, { registry: host, repository, tag: 'v1' });
-  } finally {
-    await pusher.close();
-  }
-  return `${host}/${repository}:v1`;
 }
 
 /**
@@ -183,10 +168,10 @@ export async function main({ quick }) {
         wrap: net.wrap,
       });
       try {
-        const sandboxImage = await push(registry.host, pause, 'bench/pause');
+        const sandboxImage = await pushBuilt(registry.host, pause, 'bench/pause');
         let processWarm = false;
         for (const workload of workloads) {
-          const image = await push(registry.host, workload.built, `bench/${workload.name}`);
+          const image = await pushBuilt(registry.host, workload.built, `bench/${workload.name}`);
           // The downloads to wait for: the image's layers and the pause image's (some are shared).
           const layerDigests = new Set([pause, workload.built].flatMap(layerDigestsOf));
           const setup = { net, registry, sandboxImage, workload, image, layerDigests };

@@ -5,27 +5,13 @@ import { classifyWhiteout } from './whiteout.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'whiteout';
 
-/** One path of a layer as the index serves it. */
-export interface TocEntry {
-  /** Normalised path: no leading `./` or `/`, no trailing `/`; the root directory is `''`. */
-  name: string;
+/**
+ * One path of a layer as the index serves it: its tar header's attributes without the tar
+ * offsets. Hard links carry their target's content size; the root directory is `''`.
+ */
+export interface TocEntry extends Omit<TarEntryHeader, 'type' | 'headerOffset' | 'dataOffset'> {
   /** `whiteout`: `name` is deleted from the layers below (the `.wh.` marker itself is not listed). */
   type: EntryType;
-  /** Permission bits (mode & 0o7777). */
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  /** Content bytes of files (and of hard links, which share their target's content). */
-  size: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  /** Symlink target as written; for hard links the normalised path linked to; '' otherwise. */
-  linkName: string;
-  devMajor: number;
-  devMinor: number;
-  xattrs: Map<string, Buffer>;
   /** Directories: the layers below are hidden under this one (`.wh..wh..opq`, or whiteout + dir). */
   opaque: boolean;
   /** A parent directory the tar did not list, made up with 0755 root:root, mtime 0. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { CriClient } from './cri.js';
-import { type ManagedProcess, startProcess } from './process.js';
+import { listProcesses, type ManagedProcess, type ProcInfo, startProcess } from './process.js';
 import { makeTempDir } from './temp.js';
 
 const CONTAINERD_BINARY = '/usr/bin/containerd';
@@ -190,39 +190,13 @@ ${input.extraConfig ?? ''}
 `;
 }
 
-interface ProcInfo {
-  pid: number;
-  ppid: number;
-  comm: string;
-  cmdline: string;
-}
-
-async function processes(): Promise<ProcInfo[]> {
-  const list: ProcInfo[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      // comm may hold spaces and parentheses: the fields after it follow the last ')'.
-      const close = stat.lastIndexOf(')');
-      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-      const comm = stat.slice(stat.indexOf('(') + 1, close);
-      const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8')).replaceAll('\0', ' ');
-      list.push({ pid: Number(name), ppid, comm, cmdline });
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return list;
-}
-
 /**
  * SIGKILL every containerd-shim-runc-v2 started for this instance (its args name our socket,
  * its cwd is in our state dir) together with everything below it: the containers' processes
  * would otherwise be reparented and outlive the test.
  */
 async function killShims(dir: string): Promise<void> {
-  const all = await processes();
+  const all = await listProcesses();
   const shims: ProcInfo[] = [];
   for (const p of all) {
     if (!p.comm.startsWith('containerd-shim')) continue;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 
@@ -220,4 +221,32 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** The arguments as /proc has them: each followed by a NUL. */
+  cmdline: string;
+}
+
+/** Every live process of the machine (those that end while we look are left out). */
+export async function listProcesses(): Promise<ProcInfo[]> {
+  const list: ProcInfo[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      // comm may hold spaces and parentheses: the fields after it follow the last ')'.
+      const close = stat.lastIndexOf(')');
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8');
+      list.push({ pid: Number(name), ppid, comm, cmdline });
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return list;
 }

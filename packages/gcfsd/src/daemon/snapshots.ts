@@ -62,8 +62,8 @@ export async function startSnapshotService(o: SnapshotServiceOptions): Promise<R
   // DB lost them (a crash between registration and commit).
   for (const layer of snapshotter.remoteImages()) {
     const name = streamedImageName(layer);
-    if (o.registrar.streaming(name) !== undefined || o.registrar.list().some((image) => image.name === name))
-      continue;
+    // Restored from the images-in-use DB already: list() holds every image in use.
+    if (o.registrar.list().some((image) => image.name === name)) continue;
     void layers.prepare(layer).catch((err: unknown) =>
       logger.error('Cannot serve the image of existing remote snapshots', {
         image: name,

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, PRIVATE_DIR_MODE } from '@gcfs/core';
 import {
   type ContentOptions,
   ContentReader,
@@ -123,7 +123,7 @@ export async function mountGcfs(options: MountOptions): Promise<GcfsMount> {
   }
   const mountPoint = await canonical(options.mountPoint);
   await cleanStaleMount(mountPoint);
-  await mkdir(mountPoint, { recursive: true });
+  await mkdir(mountPoint, { recursive: true, mode: PRIVATE_DIR_MODE });
   const mounted = new GcfsMount(mountPoint, content, { flattenImages: options.flattenImages });
   try {
     await mounted.mount(options, content);

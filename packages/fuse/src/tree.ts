@@ -68,6 +68,14 @@ export function leafNode(layer: MountedLayer, node: LayerNode): FsNode {
   return result;
 }
 
+/**
+ * The mount's root: root's alone. The mount has allow_other and default_permissions, so the
+ * kernel checks these bits for every user: with them no local user reaches an image's files,
+ * whatever the mount point's parent allows. Containers still read theirs: overlayfs opens
+ * its lower layers with the credentials of whoever mounted it (containerd, root).
+ */
+const ROOT_MODE = 0o500;
+
 function dirStat(ino: number, nlink: number, mtimeMs: number, mode = 0o555): Stat {
   return makeStat({ mode: S_IFDIR | mode, uid: 0, gid: 0, size: 4096, nlink, ino, mtimeMs });
 }
@@ -203,7 +211,7 @@ export class GcfsTree {
     ];
     if (this.#flatten) tops.unshift(['flattened', () => this.#flattenedDir()]);
     return {
-      stat: dirStat(ROOT_INO, 2 + tops.length, this.#startedMs),
+      stat: dirStat(ROOT_INO, 2 + tops.length, this.#startedMs, ROOT_MODE),
       children: () => tops.map(([name, node]) => [name, node().stat]),
     };
   }

@@ -2,7 +2,7 @@
 // the async layer downloader, else the FUSE server (daemon/).
 
 import { loggableValues, resolveCommandLine } from '@gcfs/cli';
-import { createLogger, registerSecret } from '@gcfs/core';
+import { createLogger, describeTightening, onPermissionsTightened, registerSecret } from '@gcfs/core';
 import { runFuseServer } from './daemon/run.js';
 import { runDownloader } from './downloader.js';
 import { GCFSD_COMMAND } from './flags.js';
@@ -18,6 +18,9 @@ async function main(argv: readonly string[]): Promise<number> {
   logger.debug('Starting gcfsd', { version: GCFSD_COMMAND.version, node: process.version });
   for (const message of commandLine.deprecations) logger.warn(message);
   logger.debug('Effective configuration', loggableValues(GCFSD_COMMAND.flags, config));
+  // Private dirs found looser than they must be (a RuntimeDirectory=, a hostPath) are tightened
+  // wherever a library opens them; the operator learns of each here.
+  onPermissionsTightened((event) => logger.warn(describeTightening(event)));
 
   if (config.downloader) return runDownloader(config, logger);
   return runFuseServer(config, logger, GCFSD_COMMAND.version);

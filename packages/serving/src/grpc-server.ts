@@ -1,16 +1,17 @@
-import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, rm, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, ensurePrivateDir, GcfsError, PRIVATE_FILE_MODE } from '@gcfs/core';
 import { type Server, ServerCredentials } from '@grpc/grpc-js';
 
 /**
- * Make way for a server socket at `path`: its parent dir created (0700, root only) when
- * missing, a stale socket of a dead process removed. Refuses to remove anything that is not
- * a socket, or a socket that a live process still answers on.
+ * Make way for a server socket at `path`: its parent dir made private (0700, created or
+ * tightened: the socket is created with the umask's mode before it is chmod-ed, and nobody
+ * may connect in between), a stale socket of a dead process removed. Refuses to remove
+ * anything that is not a socket, or a socket that a live process still answers on.
  */
 export async function prepareSocketPath(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(dirname(path));
   let isSocket: boolean;
   try {
     isSocket = (await lstat(path)).isSocket();
@@ -62,7 +63,7 @@ export async function bindGrpcUnixSocket(server: Server, path: string): Promise<
   const address = `unix:${path}`;
   await bindGrpc(server, address);
   try {
-    await chmod(path, 0o600);
+    await chmod(path, PRIVATE_FILE_MODE);
   } catch (err) {
     server.forceShutdown();
     throw err;

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, ensurePrivateDir, GcfsError } from '@gcfs/core';
 import { type FieldLookup, matchesFilter, parseFilters } from './filters.js';
 import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } from './metadata.js';
 import {
@@ -70,8 +70,13 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
     this.#fallbacks = new FallbackMemory(options.fallbackMemoryMs ?? 60_000);
   }
 
-  /** Open (creating it if needed) the snapshotter at `root`; leftovers of a crash are removed. */
+  /**
+   * Open (creating it if needed) the snapshotter at `root`; leftovers of a crash are removed.
+   * The root is made private (0700, created or tightened), as containerd's overlayfs makes
+   * its own: the snapshots' upper dirs hold what containers wrote.
+   */
   static async open(root: string, options: SnapshotterOptions = {}): Promise<Snapshotter> {
+    await ensurePrivateDir(root);
     await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
     const metadata = Metadata.open(join(root, 'metadata.lmdb'));
     const ids = metadata.all().map((info) => info.id);

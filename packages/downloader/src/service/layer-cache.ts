@@ -1,6 +1,14 @@
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
-import { type Digest, digestAlgorithm, digestHex, ErrorCode, GcfsError, parseDigest } from '@gcfs/core';
+import {
+  type Digest,
+  digestAlgorithm,
+  digestHex,
+  ErrorCode,
+  ensurePrivateDir,
+  GcfsError,
+  parseDigest,
+} from '@gcfs/core';
 
 // Names inside the layer cache dir, as GKE's gcfsd lays it out: a published layer is
 // `sha256=<hex>`, the same layer while it is being untarred `untar_sha256:<hex>`.
@@ -67,11 +75,12 @@ export class LayerCache {
   }
 
   /**
-   * Create the dir if needed, remove what interrupted downloads left (`untar_*`), and count
-   * the published layers. Run before serving: nothing may be untarring yet.
+   * Make the dir private (created or tightened: it holds every downloaded layer's content),
+   * remove what interrupted downloads left (`untar_*`), and count the published layers. Run
+   * before serving: nothing may be untarring yet.
    */
   async recover(): Promise<CacheRecovery> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDir(this.dir);
     const removed: string[] = [];
     let layers = 0;
     for (const entry of await readdir(this.dir, { withFileTypes: true })) {

@@ -2,9 +2,9 @@
 // layer cache, cfsd client, mount, serving, GC), and a stop that unmounts and closes the
 // DB. The FUSE file system itself comes from the `mount` dependency (packages/fuse).
 
-import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
-import { describeError, type Logger } from '@gcfs/core';
+import { describeError, ensurePrivateDir, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { serveMetrics } from '@gcfs/serving';
 import { type GcfsdConfig, layerCacheDir } from '../flags.js';
@@ -97,7 +97,8 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     logger.info('Starting Prometheus metrics HTTP handler', { port: served.port });
     cleanups.push(() => served.close());
 
-    await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+    // Every downloaded layer's content: root's alone, as the downloader also makes it.
+    await ensurePrivateDir(cacheDir);
     const cached = await listCachedLayers(cacheDir);
     logger.info(`Detected ${cached.length} existing layers in cacheDir`, { module: 'layercache' });
 
@@ -126,7 +127,12 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     logger.info(
       `GCFSD: mounting with mount_point=${JSON.stringify(config.mount_point)}, maxReadAhead=${config.max_read_ahead} (<=0 for default), asyncRead=${config.async_read}`,
     );
-    await mkdir(config.mount_point, { recursive: true });
+    // With allow_other, anyone who can reach the mount point reads the image's files: its
+    // parent (which also holds admin.sock) and the mount point are root's alone. Containers
+    // are unaffected: overlayfs resolves lowerdir when containerd (root) mounts it and reads
+    // the lower layers with the mounter's credentials.
+    await ensurePrivateDir(dirname(config.mount_point));
+    await ensurePrivateDir(config.mount_point);
     const tree = await deps.mount({
       mountPoint: config.mount_point,
       asyncRead: config.async_read,

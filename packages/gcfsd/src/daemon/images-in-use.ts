@@ -3,9 +3,8 @@
 // reads them, and so that GC knows what it must never remove. An lmdb file: every put
 // is a synced transaction, so a crash leaves each record either whole or absent.
 
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ErrorCode, GcfsError, isDigest } from '@gcfs/core';
+import { ErrorCode, ensurePrivateDir, ensurePrivateFile, GcfsError, isDigest } from '@gcfs/core';
 import { type Database, open } from 'lmdb';
 
 /** A layer of an image in use: enough to serve it again without asking cfsd first. */
@@ -130,10 +129,17 @@ class MemoryImagesInUse implements ImagesInUse {
 export async function openImagesInUse(path: string): Promise<ImagesInUse> {
   if (path === '') return new MemoryImagesInUse();
   try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await ensurePrivateDir(dirname(path));
     // noSubdir: the path names the data file itself (plus `<path>-lock`), as GKE's flag does.
     // No overlapping sync: a put resolves only once its commit is synced to disk.
     const db = open<StoredRecord, string>({ path, noSubdir: true, overlappingSync: false });
+    // lmdb creates both files 0644 less the umask; the records name the images in use.
+    try {
+      for (const file of [path, `${path}-lock`]) await ensurePrivateFile(file);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     return new LmdbImagesInUse(db);
   } catch (err) {
     throw new GcfsError(ErrorCode.Config, `cannot open the images-in-use DB ${path}`, {

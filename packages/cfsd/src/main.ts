@@ -2,7 +2,15 @@
 
 import { readFile } from 'node:fs/promises';
 import { loggableValues, resolveCommandLine } from '@gcfs/cli';
-import { createLogger, describeError } from '@gcfs/core';
+import {
+  createLogger,
+  describeError,
+  describeTightening,
+  formatMode,
+  type Logger,
+  looseSecretMode,
+  onPermissionsTightened,
+} from '@gcfs/core';
 import { CFSD_COMMAND } from './flags.js';
 import { startCfsd } from './server.js';
 
@@ -20,7 +28,12 @@ async function main(argv: readonly string[]): Promise<number> {
     logger.fatal('--tls_cert_file and --tls_key_file go together');
     return 2;
   }
+  onPermissionsTightened((event) => logger.warn(describeTightening(event)));
   try {
+    await warnIfReadableByOthers(logger, [
+      ['--session_key_file', config.session_key_file],
+      ['--tls_key_file', config.tls_key_file],
+    ]);
     const cfsd = await startCfsd({
       listen: config.listen,
       store: config.store,
@@ -76,6 +89,24 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (err) {
     logger.fatal('cfsd failed', { error: describeError(err) });
     return 1;
+  }
+}
+
+/**
+ * Whoever reads the session key forges sessions for any image, and whoever reads the TLS key
+ * impersonates cfsd. The files are the operator's (a Kubernetes secret volume is 0644 unless
+ * its defaultMode says otherwise), so cfsd says so rather than changing them.
+ */
+async function warnIfReadableByOthers(logger: Logger, files: Array<[flag: string, path: string]>) {
+  for (const [flag, path] of files) {
+    if (!path) continue;
+    const mode = await looseSecretMode(path);
+    if (mode !== undefined) {
+      logger.warn(`${flag} ${path} is readable by other users (mode ${formatMode(mode)}): chmod 0600 it`, {
+        file: path,
+        mode: formatMode(mode),
+      });
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, digestHex } from '@gcfs/core';
+import { type Digest, digestHex, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@gcfs/core';
 import { blockSpans } from '@gcfs/index';
 import type { ParsedLayer } from './layer-indexes.js';
 
@@ -126,8 +126,9 @@ export class PrefetchReports {
     if (file === undefined) return Promise.resolve();
     const write = async () => {
       const stored: StoredReads = { reports: image.reports, blocks: [...image.firstRead.values()] };
-      await mkdir(this.dir!, { recursive: true });
-      await writeFile(`${file}.tmp`, JSON.stringify(stored));
+      // Which files an image reads first: as private as the store it sits in.
+      await mkdir(this.dir!, { recursive: true, mode: PRIVATE_DIR_MODE });
+      await writeFile(`${file}.tmp`, JSON.stringify(stored), { mode: PRIVATE_FILE_MODE });
       await rename(`${file}.tmp`, file);
     };
     const next = (this.writes.get(manifestDigest) ?? Promise.resolve()).then(write, write);

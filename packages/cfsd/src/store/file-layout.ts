@@ -7,7 +7,10 @@ import {
   digestAlgorithm,
   digestHex,
   ErrorCode,
+  ensurePrivateDir,
   GcfsError,
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
 } from '@gcfs/core';
 
 /**
@@ -23,6 +26,11 @@ import {
  *
  * A layer directory is built complete in tmp/ and renamed into place, so a visible layer is
  * never half written; the manifest catches damage that happens afterwards.
+ *
+ * Only cfsd's user may read any of it (the blocks are the images' content): DIR and the
+ * fixed dirs are made private at open (0700, tightened if found looser), and every dir and
+ * file is created 0700 / 0600 whatever the umask. A store written by an older cfsd keeps its
+ * 0755 layer dirs and 0644 files, unreachable below the private DIR.
  */
 export const ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
 export const MANIFEST = 'manifest.json';
@@ -72,10 +80,14 @@ export class FileLayout {
     return join(this.tmp, `${process.pid}-${randomBytes(8).toString('hex')}${suffix}`);
   }
 
-  /** Create the directories, durably. */
+  /** Create the directories (or tighten them), durably. */
   async create(): Promise<void> {
-    const dirs = [this.tmp, ...ALGORITHMS.flatMap((a) => [this.layersDir(a), this.failedDir(a)])];
-    for (const dir of dirs) await mkdir(dir, { recursive: true });
+    const dirs = [
+      this.tmp,
+      ...['layers', 'failed'].map((name) => join(this.root, name)),
+      ...ALGORITHMS.flatMap((a) => [this.layersDir(a), this.failedDir(a)]),
+    ];
+    for (const dir of dirs) await ensurePrivateDir(dir);
     for (const dir of [this.root, join(this.root, 'layers'), join(this.root, 'failed')]) await syncDir(dir);
   }
 
@@ -134,9 +146,19 @@ export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Write a new file and fsync it before returning. */
+/** Create a private file (0600) that must not exist yet. */
+export function createPrivate(path: string): Promise<FileHandle> {
+  return open(path, 'wx', PRIVATE_FILE_MODE);
+}
+
+/** Create a private directory (0700) that must not exist yet. */
+export async function mkdirPrivate(path: string): Promise<void> {
+  await mkdir(path, { mode: PRIVATE_DIR_MODE });
+}
+
+/** Write a new private file and fsync it before returning. */
 export async function writeDurable(path: string, data: Uint8Array | string): Promise<void> {
-  const handle = await open(path, 'wx');
+  const handle = await createPrivate(path);
   try {
     await handle.writeFile(data);
     await handle.sync();

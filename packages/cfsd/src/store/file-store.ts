@@ -1,17 +1,19 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, digestAlgorithm, ErrorCode, GcfsError, isDigest } from '@gcfs/core';
+import { type Digest, digestAlgorithm, ErrorCode, ensurePrivateDir, GcfsError, isDigest } from '@gcfs/core';
 import { clampRange, layerNotFound, recordsFromLengths, totalLength } from './blocks.js';
 import {
   ALGORITHMS,
   BLOCKS,
   CorruptLayer,
   checkSizes,
+  createPrivate,
   FileLayout,
   INDEX,
   MANIFEST,
   makeManifest,
+  mkdirPrivate,
   readChecked,
   readExactly,
   readManifest,
@@ -62,7 +64,7 @@ export class FileStore implements LayerStore {
   /** Open (creating if needed) the store in `dir`, cleaning up after any crash. */
   static async open(dir: string, options: FileStoreOptions = {}): Promise<FileStore> {
     const layout = new FileLayout(dir);
-    await mkdir(dir, { recursive: true });
+    await ensurePrivateDir(dir);
     await layout.lock();
     try {
       await layout.create();
@@ -126,9 +128,9 @@ export class FileStore implements LayerStore {
   async begin(digest: Digest): Promise<LayerWriter> {
     this.#assertOpen();
     const dir = this.#layout.tempPath();
-    await mkdir(dir);
+    await mkdirPrivate(dir);
     try {
-      const blocks = await open(join(dir, BLOCKS), 'wx');
+      const blocks = await createPrivate(join(dir, BLOCKS));
       return new FileWriter(digest, dir, blocks, (temp) => this.#install(digest, temp));
     } catch (err) {
       await rm(dir, { recursive: true, force: true });

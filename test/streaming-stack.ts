@@ -28,7 +28,7 @@ const GRPC_UNAVAILABLE = 14;
 export async function streamingNode(
   t: TestContext,
   images: Record<string, ImageSpec>,
-  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags'> &
+  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir'> &
     Pick<ContainerdOptions, 'snapshotAnnotations'> = {},
 ) {
   const registry = await startRegistry();

@@ -86,12 +86,13 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
   for (const path of [run, store, join(snapshotterRoot, 'layers')]) await mkdir(path, { recursive: true });
   for (const path of [dir, run, store, snapshotterRoot, join(snapshotterRoot, 'layers')])
     await chmod(path, 0o755);
+  // Every process this test starts (the downloader too, later) inherits it.
   const umask = process.umask(0);
+  t.after(() => process.umask(umask));
   let node: Awaited<ReturnType<typeof streamingNode>>;
   try {
     node = await streamingNode(t, { 'test/nobody': NOBODY_IMAGE }, { downloader: false, dir });
   } finally {
-    process.umask(umask);
     // After streamingNode's own hook, which unmounts: the mount must be gone before removal.
     t.after(() => temp.cleanup());
   }

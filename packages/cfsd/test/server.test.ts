@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerfs, health } from '@gcfs/proto';
-import { curl, selfSignedCertificate, startRegistry, tempDirFor } from '@gcfs/testkit';
+import {
+  curl,
+  freePort,
+  selfSignedCertificate,
+  startProcess,
+  startRegistry,
+  tempDirFor,
+} from '@gcfs/testkit';
 import { credentials } from '@grpc/grpc-js';
 import { ALICE, connect, pushBuilt, runCfsd } from './harness.js';
 
@@ -147,4 +154,32 @@ test('cfsd executable: --help, bad flags exit 2 with one line', () => {
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
     assert.match(run.stderr, /^cfsd: /);
   }
+});
+
+test('cfsd executable: a 0755 store dir is tightened to 0700 and logged; keys readable by others are warned about, not changed', async (t) => {
+  const dir = await tempDirFor(t, 'gcfs-cfsd-modes-');
+  const store = join(dir.path, 'store');
+  await mkdir(store, { mode: 0o755 });
+  await chmod(store, 0o755);
+  const sessionKey = join(dir.path, 'session.key');
+  await writeFile(sessionKey, 'k'.repeat(32), { mode: 0o644 });
+  await chmod(sessionKey, 0o644);
+  const child = await startProcess({
+    name: 'cfsd',
+    command: CFSD_BIN,
+    args: [
+      `--listen=127.0.0.1:${await freePort()}`,
+      `--store=file://${store}`,
+      `--session_key_file=${sessionKey}`,
+      '--metrics_listen=',
+    ],
+    ready: { logLine: /cfsd serving/ },
+  });
+  t.after(() => child.stop());
+  const log = child.output();
+  assert.match(log, new RegExp(`Tightened permissions of ${store} from 0755 to 0700`));
+  assert.match(log, /--session_key_file \S+ is readable by other users \(mode 0644\): chmod 0600 it/);
+  assert.equal((await stat(store)).mode & 0o7777, 0o700);
+  assert.equal((await stat(join(store, 'lock'))).mode & 0o7777, 0o600);
+  assert.equal((await stat(sessionKey)).mode & 0o7777, 0o644, "the operator's file is left alone");
 });

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, ensurePrivateDir, GcfsError } from '@gcfs/core';
+import { ErrorCode, ensurePrivateDir, GcfsError, PRIVATE_DIR_MODE } from '@gcfs/core';
 import { type FieldLookup, matchesFilter, parseFilters } from './filters.js';
 import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } from './metadata.js';
 import {
@@ -77,7 +77,7 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
    */
   static async open(root: string, options: SnapshotterOptions = {}): Promise<Snapshotter> {
     await ensurePrivateDir(root);
-    await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
+    await mkdir(join(root, 'snapshots'), { recursive: true, mode: PRIVATE_DIR_MODE });
     const metadata = Metadata.open(join(root, 'metadata.lmdb'));
     const ids = metadata.all().map((info) => info.id);
     const snapshotter = new Snapshotter(root, metadata, Math.max(0, ...ids) + 1, options);

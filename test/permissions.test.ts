@@ -4,18 +4,14 @@
 // are downloaded, while a container running as that same uid still reads its files.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
+import { formatMode } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
-import { makeTempDir } from '@gcfs/testkit';
+import { asNobody, connectAsNobody, makeTempDir, NOBODY, type NobodyProbe } from '@gcfs/testkit';
 import { busyboxEntries } from './cri-images.js';
 import { eventually, streamingNode } from './streaming-stack.js';
-
-const execFileAsync = promisify(execFile);
-const NOBODY = 65534;
 
 /** One layer with a world-readable file and a root-only one; the image runs as nobody. */
 const NOBODY_IMAGE: ImageSpec = {
@@ -34,45 +30,14 @@ const NOBODY_IMAGE: ImageSpec = {
 const SCRIPT = 'cat /app/message; cat /app/secret 2>&1 || echo secret-denied';
 const EXPECTED = ['hello nobody', "cat: can't open '/app/secret': Permission denied", 'secret-denied'];
 
-interface Probe {
-  ok: boolean;
-  output: string;
-}
-
-/** Run a command as nobody (no groups): what a local user without privileges gets. */
-async function asNobody(command: string, ...args: string[]): Promise<Probe> {
-  try {
-    const { stdout, stderr } = await execFileAsync('setpriv', [
-      `--reuid=${NOBODY}`,
-      `--regid=${NOBODY}`,
-      '--clear-groups',
-      command,
-      ...args,
-    ]);
-    return { ok: true, output: stdout + stderr };
-  } catch (err) {
-    const failed = err as { stdout?: string; stderr?: string };
-    return { ok: false, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
-  }
-}
-
-/** nobody connects to a Unix socket: the error code (EACCES) or 'connected'. */
-async function connectAsNobody(socket: string): Promise<string> {
-  const script =
-    "require('node:net').connect(process.argv[1])" +
-    ".on('connect', () => { console.log('connected'); process.exit(0); })" +
-    ".on('error', (e) => { console.log(e.code); process.exit(1); })";
-  return (await asNobody(process.execPath, '-e', script, socket)).output.trim();
-}
-
-async function assertDenied(what: string, probe: Promise<Probe>): Promise<void> {
+async function assertDenied(what: string, probe: Promise<NobodyProbe>): Promise<void> {
   const { ok, output } = await probe;
   assert.equal(ok, false, `nobody could ${what}: ${output}`);
   assert.match(output, /Permission denied/, `nobody could not ${what}, but not for lack of permission`);
 }
 
 async function modeOf(path: string): Promise<string> {
-  return ((await stat(path)).mode & 0o7777).toString(8).padStart(4, '0');
+  return formatMode((await stat(path)).mode & 0o7777);
 }
 
 test('nobody reads no image content on a node (mount, layer cache, cfsd store, sockets), streamed or downloaded; a container running as nobody still reads its files', async (t) => {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { lstat, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { Entry } from '@gcfs/image-builder';
 import {
   type AfterHook,
+  asNobody,
+  connectAsNobody,
   diffTrees,
   type ManagedProcess,
   ManagedProcess as Process,
@@ -217,4 +219,33 @@ test('gcfsd --downloader refuses to start over a file that is not a socket, and 
   assert.equal((await second.waitForExit()).code, 1);
   assert.match(second.output(), /another process is serving/);
   assert.ok((await lstat(setup.socketPath)).isSocket(), 'the live socket was left alone');
+});
+
+test('gcfsd --downloader started first, with a 0 umask and 0755 dirs made beforehand (RuntimeDirectory=, hostPath): both tightened to 0700 and logged; nobody cannot list the cache or connect', async (t) => {
+  const dir = await tempDirFor(t, 'gcfs-dl-modes-');
+  await chmod(dir.path, 0o755); // a world-traversable place, as /run and /var/lib are
+  const setup = {
+    cacheDir: join(dir.path, 'cache'),
+    socketPath: join(dir.path, 'run', 'downloader.sock'),
+  } as Setup;
+  for (const path of [setup.cacheDir, join(dir.path, 'run')]) {
+    await mkdir(path);
+    await chmod(path, 0o755);
+  }
+  const umask = process.umask(0);
+  let child: ManagedProcess;
+  try {
+    child = await startGcfsd(t, setup);
+  } finally {
+    process.umask(umask);
+  }
+  for (const path of [setup.cacheDir, join(dir.path, 'run')]) {
+    assert.equal((await stat(path)).mode & 0o7777, 0o700, path);
+    assert.match(child.output(), new RegExp(`Tightened permissions of ${path} from 0755 to 0700`));
+  }
+  assert.equal((await stat(setup.socketPath)).mode & 0o7777, 0o600);
+  const listing = await asNobody('ls', setup.cacheDir);
+  assert.equal(listing.ok, false);
+  assert.match(listing.output, /Permission denied/);
+  assert.equal(await connectAsNobody(setup.socketPath), 'EACCES');
 });

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeError, ErrorCode, GcfsError, redact, redactUrl, registerSecret } from '../src/index.js';
+import {
+  checkLength,
+  describeError,
+  ErrorCode,
+  GcfsError,
+  quote,
+  redact,
+  redactUrl,
+  registerSecret,
+} from '../src/index.js';
 
 test('redact removes userinfo from URLs', () => {
   assert.equal(
@@ -48,4 +57,31 @@ test('GcfsError keeps code, hint and cause and never carries credentials', () =>
   assert.doesNotMatch(line, /pw-secret/);
   assert.match(line, /hint: check/);
   assert.match(line, /ECONNREFUSED/);
+});
+
+test('redact rewrites URL userinfo exactly as the pattern it replaces, without backtracking', () => {
+  const pattern = /([a-z][a-z0-9+.-]*:\/\/)[^/\s:@]+(?::[^/\s@]*)?@/gi;
+  const pieces = ['a', 'Z', '1', ':', '/', '@', ' ', '+', '.', '-', '://', 'git+ssh://', 'u:p@', '\n'];
+  let seed = 11;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    let text = '';
+    for (let j = random(16); j > 0; j--) text += pieces[random(pieces.length)];
+    assert.equal(redact(text), text.replace(pattern, '$1(redacted)@'), JSON.stringify(text));
+  }
+});
+
+test('quote keeps untrusted text in messages short', () => {
+  assert.equal(quote('abc'), '"abc"');
+  const long = quote('z'.repeat(1_000_000));
+  assert.ok(long.length < 200, long);
+  assert.match(long, /… \(1000000 characters\)$/);
+  assert.throws(
+    () => checkLength('image', 'x'.repeat(300), 255),
+    (err: GcfsError) => err.code === ErrorCode.InvalidArgument && err.message.length < 300,
+  );
+  assert.equal(checkLength('image', 'x', 255), 'x');
 });

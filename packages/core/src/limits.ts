@@ -1,0 +1,63 @@
+// Bounds on text that comes from outside: a socket, a label, a flag, a registry's answer.
+// Each is checked where the text enters, before any parser or regular expression sees
+// it, so that no input can make a process spend more than linear time on it; and an
+// error quotes at most a short prefix, so a refusal never carries megabytes along.
+
+import { ErrorCode, GcfsError } from './errors.js';
+
+/** The limits, in UTF-16 code units (a JavaScript string's length) unless said otherwise. */
+export const Limits = {
+  /** A repository name with its registry host (the distribution spec: 255 in total). */
+  name: 255,
+  /** A tag (the distribution spec: 128). */
+  tag: 128,
+  /** A digest: `sha512:` and 128 hex digits is the longest we accept. */
+  digest: 135,
+  /** A whole reference: name, `:tag` and `@digest`. */
+  reference: 255 + 1 + 128 + 1 + 135,
+  /** A media type (RFC 6838: 127 for the type and for the subtype). */
+  mediaType: 255,
+  /** A path on the host (PATH_MAX). */
+  path: 4096,
+  /** A containerd label, key and value together (containerd's own limit), a snapshot key or filter. */
+  label: 4096,
+  /** A user name, password, identity token or session token: JWTs run to a few KiB. */
+  credential: 16 * 1024,
+  /** A platform field (os, architecture, variant). */
+  platformField: 64,
+  /** An HTTP header value we parse (WWW-Authenticate, Content-Type, Location). */
+  header: 8 * 1024,
+  /** Bytes of a manifest or index (the distribution registry refuses larger ones). */
+  manifestBytes: 4 * 1024 * 1024,
+  /** Bytes of a token server's answer or of an error body we read. */
+  smallBodyBytes: 1024 * 1024,
+  /** Bytes of one gRPC message on the Unix-socket services, whose calls are small. */
+  socketMessageBytes: 256 * 1024,
+  /** Characters of untrusted text quoted in a message. */
+  quoted: 100,
+} as const;
+
+/**
+ * Untrusted text for a message: JSON-quoted, cut to `max` characters with the full length
+ * said, so an error or a log line stays short whatever a client sent.
+ */
+export function quote(text: string, max: number = Limits.quoted): string {
+  if (text.length <= max) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
+}
+
+/**
+ * `text` when it is at most `max` characters long, else a GcfsError (`InvalidArgument`
+ * unless told) naming `what` and quoting a prefix. Call it where the text enters.
+ */
+export function checkLength(
+  what: string,
+  text: string,
+  max: number,
+  code: ErrorCode = ErrorCode.InvalidArgument,
+): string {
+  if (text.length > max) {
+    throw new GcfsError(code, `${what} is ${text.length} characters long, more than ${max}: ${quote(text)}`);
+  }
+  return text;
+}

@@ -23,8 +23,8 @@ export const Limits = {
   label: 4096,
   /** A user name, password, identity token or session token: JWTs run to a few KiB. */
   credential: 16 * 1024,
-  /** A platform field (os, architecture, variant). */
-  platformField: 64,
+  /** A platform, `os/architecture[/variant]`. */
+  platform: 128,
   /** An HTTP header value we parse (WWW-Authenticate, Content-Type, Location). */
   header: 8 * 1024,
   /** Bytes of a manifest or index (the distribution registry refuses larger ones). */
@@ -46,18 +46,38 @@ export function quote(text: string, max: number = Limits.quoted): string {
   return `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
 }
 
+export interface LengthCheck {
+  /** The error code (default `InvalidArgument`). */
+  code?: ErrorCode;
+  /** A credential: its length is said, never a prefix of it. */
+  secret?: boolean;
+}
+
 /**
- * `text` when it is at most `max` characters long, else a GcfsError (`InvalidArgument`
- * unless told) naming `what` and quoting a prefix. Call it where the text enters.
+ * `text` when it is at most `max` characters long, else a GcfsError naming `what` and
+ * quoting a prefix (none for a secret). Call it where the text enters.
  */
-export function checkLength(
-  what: string,
-  text: string,
-  max: number,
-  code: ErrorCode = ErrorCode.InvalidArgument,
-): string {
+export function checkLength(what: string, text: string, max: number, check: LengthCheck = {}): string {
   if (text.length > max) {
-    throw new GcfsError(code, `${what} is ${text.length} characters long, more than ${max}: ${quote(text)}`);
+    const shown = check.secret ? '' : `: ${quote(text)}`;
+    throw new GcfsError(
+      check.code ?? ErrorCode.InvalidArgument,
+      `${what} is ${text.length} characters long, more than ${max}${shown}`,
+    );
   }
   return text;
+}
+
+/** Registry credentials as every request carries them (absent fields are empty). */
+export interface CredentialFields {
+  username?: string;
+  password?: string;
+  identityToken?: string;
+}
+
+/** Refuse over-long credentials, without quoting them; call before registering them as secrets. */
+export function checkCredentialLengths(what: string, credential: CredentialFields | undefined): void {
+  for (const field of ['username', 'password', 'identityToken'] as const) {
+    checkLength(`${what}.${field}`, credential?.[field] ?? '', Limits.credential, { secret: true });
+  }
 }

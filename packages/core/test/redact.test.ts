@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  checkCredentialLengths,
   checkLength,
   describeError,
   ErrorCode,
@@ -84,4 +85,9 @@ test('quote keeps untrusted text in messages short', () => {
     (err: GcfsError) => err.code === ErrorCode.InvalidArgument && err.message.length < 300,
   );
   assert.equal(checkLength('image', 'x', 255), 'x');
+  assert.throws(
+    () => checkCredentialLengths('credentials', { password: `hunter2${'p'.repeat(20_000)}` }),
+    (err: GcfsError) =>
+      /credentials.password is 20007 characters/.test(err.message) && !/hunter2/.test(err.message),
+  );
 });

@@ -1,8 +1,8 @@
 import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { ErrorCode, GcfsError } from '@gcfs/core';
-import { type Server, ServerCredentials } from '@grpc/grpc-js';
+import { ErrorCode, GcfsError, Limits } from '@gcfs/core';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 
 /**
  * Make way for a server socket at `path`: its parent dir created (0700, root only) when
@@ -51,6 +51,14 @@ export function bindGrpc(
   return new Promise((resolve, reject) =>
     server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))),
   );
+}
+
+/**
+ * A server for a node-local API whose calls are small (the downloader, gcfsd's admin):
+ * the transport refuses a larger message before it is decoded.
+ */
+export function createUnixSocketServer(): Server {
+  return new Server({ 'grpc.max_receive_message_length': Limits.socketMessageBytes });
 }
 
 /**

@@ -22,15 +22,21 @@ export const Limits = {
   /** A containerd label, key and value together (containerd's own limit), a snapshot key or filter. */
   label: 4096,
   /** A user name, password, identity token or session token: JWTs run to a few KiB. */
-  credential: 16 * 1024,
+  credential: 64 * 1024,
+  /** A command-line flag's value (a path, a list of hosts...). */
+  flagValue: 64 * 1024,
   /** A platform, `os/architecture[/variant]`. */
   platform: 128,
-  /** An HTTP header value we parse (WWW-Authenticate, Content-Type, Location). */
-  header: 8 * 1024,
+  /** Bytes of all the headers of a registry's response (undici's default, made explicit). */
+  headerBytes: 16 * 1024,
   /** Bytes of a manifest or index (the distribution registry refuses larger ones). */
   manifestBytes: 4 * 1024 * 1024,
-  /** Bytes of a token server's answer or of an error body we read. */
+  /** Bytes of an image config, read whole and parsed. */
+  configBytes: 16 * 1024 * 1024,
+  /** Bytes of a token server's answer. */
   smallBodyBytes: 1024 * 1024,
+  /** Bytes of a registry's error body, read for its summary. */
+  errorBodyBytes: 64 * 1024,
   /** Bytes of one gRPC message on the Unix-socket services, whose calls are small. */
   socketMessageBytes: 256 * 1024,
   /** Characters of untrusted text quoted in a message. */

@@ -253,6 +253,12 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
 
   async function reportImageReads(req: pb.ReportImageReadsRequest) {
     const { image } = authorize(req.sessionToken);
+    if (req.reads.length > Limits.reportedReads) {
+      throw new GcfsError(
+        ErrorCode.InvalidArgument,
+        `${req.reads.length} reads in one report, more than ${Limits.reportedReads}`,
+      );
+    }
     const indexes = new Map<Digest, Awaited<ReturnType<LayerIndexes['get']>>>();
     for (const read of req.reads) {
       checkLength('reads.layer_digest', read.layerDigest, Limits.digest);

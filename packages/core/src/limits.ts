@@ -39,6 +39,8 @@ export const Limits = {
   errorBodyBytes: 64 * 1024,
   /** Bytes of one gRPC message on the Unix-socket services, whose calls are small. */
   socketMessageBytes: 256 * 1024,
+  /** Reads in one ReportImageReads call (gcfsd keeps at most this many per image). */
+  reportedReads: 10_000,
   /** Characters of untrusted text quoted in a message. */
   quoted: 100,
 } as const;

@@ -71,8 +71,8 @@ export class PrefetchReports {
       if (entry?.type !== 'file' || read.offset < 0) continue;
       const end = Math.min(read.offset + read.length, entry.size);
       if (end <= read.offset) continue;
-      let runs = visited.get(read.layerDigest);
-      if (!runs) visited.set(read.layerDigest, (runs = new BlockRuns()));
+      const runs = visited.get(read.layerDigest) ?? new BlockRuns();
+      visited.set(read.layerDigest, runs);
       const first = Math.floor((entry.contentOffset + read.offset) / index.blockSize);
       const last = Math.floor((entry.contentOffset + end - 1) / index.blockSize);
       for (const block of runs.visit(first, last)) {

@@ -42,7 +42,7 @@ export const Limits = {
   /** Reads in one ReportImageReads call (gcfsd keeps at most this many per image). */
   reportedReads: 10_000,
   /** Characters of untrusted text quoted in a message. */
-  quoted: 100,
+  quoted: 256,
 } as const;
 
 /**
@@ -59,6 +59,11 @@ export interface LengthCheck {
   code?: ErrorCode;
   /** A credential: its length is said, never a prefix of it. */
   secret?: boolean;
+}
+
+/** A path for a message: whole up to PATH_MAX, so an operator sees the real name, cut past it. */
+export function quotePath(path: string): string {
+  return quote(path, Limits.path);
 }
 
 /**

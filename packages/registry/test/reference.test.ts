@@ -81,7 +81,7 @@ test('an over-long reference is refused before parsing, its message quoting a sh
     () => parseReference(text),
     (err) =>
       isGcfsError(err, ErrorCode.InvalidReference) &&
-      err.message.length < 300 &&
+      err.message.length < 400 &&
       /longer than 520 characters/.test(err.message),
   );
 });

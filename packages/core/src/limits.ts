@@ -19,8 +19,10 @@ export const Limits = {
   mediaType: 255,
   /** A path on the host (PATH_MAX). */
   path: 4096,
-  /** A containerd label, key and value together (containerd's own limit), a snapshot key or filter. */
+  /** A containerd label, key and value together (containerd's own limit), or a List filter. */
   label: 4096,
+  /** A snapshot key or name: lmdb keys are at most 1978 bytes, and 512 UTF-16 units make at most 1536. */
+  snapshotKey: 512,
   /** A user name, password, identity token or session token: JWTs run to a few KiB. */
   credential: 64 * 1024,
   /** A command-line flag's value (a path, a list of hosts...). */

@@ -39,7 +39,7 @@ function toWireMounts(mounts: Mount[]) {
 
 function requireKey(key: string): string {
   if (key === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot key is required');
-  return checkLength('snapshot key', key, Limits.label);
+  return checkLength('snapshot key', key, Limits.snapshotKey);
 }
 
 /** containerd's own rule (labels.Validate): a label's key and value together within 4096. */
@@ -51,7 +51,7 @@ function checkLabels(labels: Record<string, string>): Record<string, string> {
 }
 
 function checkParent(parent: string): string {
-  return checkLength('parent', parent, Limits.label);
+  return checkLength('parent', parent, Limits.snapshotKey);
 }
 
 function unary<Req, Res>(handle: (req: Req) => Res | Promise<Res>) {
@@ -96,7 +96,7 @@ export function snapshotsService(snapshotter: Snapshotter): pb.SnapshotsServer {
     ),
     commit: unary(async (req: pb.CommitSnapshotRequest) => {
       if (req.name === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot name is required');
-      checkLength('snapshot name', req.name, Limits.label);
+      checkLength('snapshot name', req.name, Limits.snapshotKey);
       await snapshotter.commit(req.name, requireKey(req.key), checkLabels(req.labels));
       return {};
     }),

@@ -36,7 +36,7 @@ export const Limits = {
   /** Bytes of an image config, read whole and parsed. */
   configBytes: 16 * 1024 * 1024,
   /** Bytes of a token server's answer. */
-  smallBodyBytes: 1024 * 1024,
+  tokenResponseBytes: 1024 * 1024,
   /** Bytes of a registry's error body, read for its summary. */
   errorBodyBytes: 64 * 1024,
   /** Bytes of one gRPC message on the Unix-socket services, whose calls are small. */
@@ -56,16 +56,16 @@ export function quote(text: string, max: number = Limits.quoted): string {
   return `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
 }
 
+/** A path for a message: whole up to PATH_MAX, so an operator sees the real name, cut past it. */
+export function quotePath(path: string): string {
+  return quote(path, Limits.path);
+}
+
 export interface LengthCheck {
   /** The error code (default `InvalidArgument`). */
   code?: ErrorCode;
   /** A credential: its length is said, never a prefix of it. */
   secret?: boolean;
-}
-
-/** A path for a message: whole up to PATH_MAX, so an operator sees the real name, cut past it. */
-export function quotePath(path: string): string {
-  return quote(path, Limits.path);
 }
 
 /**

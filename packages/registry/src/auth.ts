@@ -170,7 +170,7 @@ export class Authenticator {
     if (res.status !== 200) throw await responseError(res, what);
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      body = JSON.parse((await readBody(res, Limits.smallBodyBytes, what)).toString('utf8'));
+      body = JSON.parse((await readBody(res, Limits.tokenResponseBytes, what)).toString('utf8'));
     } catch (err) {
       if (err instanceof GcfsError) throw err;
       throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: answer is not JSON`);

@@ -82,7 +82,8 @@ export function parseReference(text: string): ImageReference {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) invalid(text, `bad tag ${quote(tag)}`, 'tags are [A-Za-z0-9_.-], at most 128');
+    if (!TAG.test(tag))
+      invalid(text, `bad tag ${quote(tag)}`, `tags are [A-Za-z0-9_.-], at most ${Limits.tag}`);
   }
   const [domain, path] = splitDomain(rest);
   if (!DOMAIN.test(domain)) invalid(text, `bad registry host ${quote(domain)}`);

@@ -25,7 +25,7 @@ if (nodedir === undefined) {
 for (const gyp of globSync('packages/*/binding.gyp', { cwd: root })) {
   const pkg = join(root, dirname(gyp));
   const hash = createHash('sha256').update(
-    `${nodedir}\n${readFileSync(nodeGyp.replace(/bin\/.*$/, 'package.json'))}`,
+    `${nodedir}\n${readFileSync(join(dirname(nodeGyp), '..', 'package.json'))}`,
   );
   for (const file of [gyp, ...globSync(`${dirname(gyp)}/addon/**/*.{c,h}`, { cwd: root })].sort()) {
     hash.update(`${file}\n`).update(readFileSync(join(root, file)));

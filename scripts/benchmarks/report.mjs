@@ -74,7 +74,7 @@ export function replaceSection(text, section) {
   const begin = text.indexOf(BEGIN);
   const end = text.indexOf(END, begin);
   if (begin >= 0 && end >= 0) return text.slice(0, begin) + section + text.slice(end + END.length);
-  return `${text.replace(/\n*$/, '')}\n\n## Cold start\n\n${section}\n`;
+  return `${text.replace(/(?<!\n)\n*$/, '')}\n\n## Cold start\n\n${section}\n`;
 }
 
 async function writeAtomically(file, content) {

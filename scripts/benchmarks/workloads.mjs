@@ -140,13 +140,32 @@ async function execInterpreters(rootfs, file, found, depth = 0) {
       interp = bytes
         .subarray(offset, offset + length)
         .toString()
-        .replace(/\0+$/, '');
+        .replace(/(?<!\0)\0+$/, '');
     }
   }
   const path = interp && (await resolveIn(rootfs, interp));
   if (!path || found.has(path)) return;
   found.add(path);
   await execInterpreters(rootfs, path, found, depth + 1);
+}
+
+// strace lines are parsed by hand and anchored patterns: the one-pattern forms of these
+// (`open(at)?\(.*\) = \d+<(.*)>$`) backtrack in quadratic time on a long line.
+
+/** The path of a successful open/openat as strace -y shows it: `openat(...) = 3</path>`. */
+function openedPath(line) {
+  const call = line.search(/\bopen(?:at)?\(/);
+  const result = line.lastIndexOf(') = ');
+  if (call < 0 || result < call) return undefined;
+  return /^ = \d+<(.*)>$/.exec(line.slice(result + 1))?.[1];
+}
+
+/** The path of a successful execve: `execve("/bin/sh", [...], ...) = 0`. */
+function executedPath(line) {
+  const call = line.search(/\bexecve\("/);
+  if (call < 0 || !line.endsWith(' = 0')) return undefined;
+  const quoted = /^((?:[^"\\]|\\.)*)",/.exec(line.slice(call + 'execve("'.length));
+  return quoted?.[1];
 }
 
 /**
@@ -169,11 +188,11 @@ async function openedFiles(rootfs, trace) {
       line = `${pending.get(pid) ?? ''}${resumed[1]}`;
       pending.delete(pid);
     }
-    const opened = line.match(/\bopen(?:at)?\(.*\) = \d+<(.*)>$/)?.[1];
+    const opened = openedPath(line);
     if (opened?.startsWith(`${rootfs}/`) && !/^\/(proc|sys|dev)\//.test(opened.slice(rootfs.length))) {
       found.add(opened);
     }
-    const executed = line.match(/\bexecve\("((?:[^"\\]|\\.)*)",.* = 0$/)?.[1];
+    const executed = executedPath(line);
     if (executed !== undefined && execs++ > 0) {
       const path = await resolveIn(rootfs, executed);
       if (path) {

@@ -1,3 +1,4 @@
+import { quote } from '@gcfs/core';
 import { containerfs, health as pb } from '@gcfs/proto';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -15,7 +16,7 @@ export function createHealthService(state: HealthState): pb.HealthServer {
   return {
     check(call, callback) {
       if (!KNOWN_SERVICES.has(call.request.service)) {
-        callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service ${call.request.service}` });
+        callback({ code: GrpcStatus.NOT_FOUND, details: `unknown service ${quote(call.request.service)}` });
         return;
       }
       callback(null, { status: current() });

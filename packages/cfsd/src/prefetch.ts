@@ -1,7 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Digest, digestHex, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@gcfs/core';
-import { blockSpans } from '@gcfs/index';
 import type { ParsedLayer } from './layer-indexes.js';
 
 export interface ReportedRead {
@@ -51,6 +50,11 @@ export class PrefetchReports {
     this.dir = dir;
   }
 
+  /**
+   * Merge one node's report. Reads are taken earliest first and each block is visited once
+   * per report, however many reads cover it: a report of many overlapping reads of a large
+   * file costs what its blocks cost, not reads × blocks.
+   */
   async record(
     manifestDigest: Digest,
     reads: ReportedRead[],
@@ -58,19 +62,20 @@ export class PrefetchReports {
   ): Promise<number> {
     const image = (await this.load(manifestDigest)) ?? { firstRead: new Map(), reports: 0 };
     this.images.set(manifestDigest, image);
+    const visited = new Map<Digest, BlockRuns>();
     let accepted = 0;
-    for (const read of reads) {
+    for (const read of [...reads].sort((a, b) => a.atMs - b.atMs)) {
       const { index, toc } = layerOf(read.layerDigest);
       const found = toc.get(read.path);
       const entry = found && toc.resolveHardlink(found);
       if (entry?.type !== 'file' || read.offset < 0) continue;
       const end = Math.min(read.offset + read.length, entry.size);
       if (end <= read.offset) continue;
-      for (const { index: block } of blockSpans(
-        index.blockSize,
-        entry.contentOffset + read.offset,
-        end - read.offset,
-      )) {
+      const runs = visited.get(read.layerDigest) ?? new BlockRuns();
+      visited.set(read.layerDigest, runs);
+      const first = Math.floor((entry.contentOffset + read.offset) / index.blockSize);
+      const last = Math.floor((entry.contentOffset + end - 1) / index.blockSize);
+      for (const block of runs.visit(first, last)) {
         const key = `${read.layerDigest}#${block}`;
         const seen = image.firstRead.get(key);
         if (!seen || read.atMs < seen.atMs) {
@@ -134,5 +139,29 @@ export class PrefetchReports {
     const next = (this.writes.get(manifestDigest) ?? Promise.resolve()).then(write, write);
     this.writes.set(manifestDigest, next);
     return next;
+  }
+}
+
+/** Blocks of one layer visited so far: each block is yielded once, skipped runs in near O(1). */
+class BlockRuns {
+  /** block → a later block that may not be visited yet (path-compressed, as union-find). */
+  readonly #next = new Map<number, number>();
+
+  *visit(first: number, last: number): Generator<number> {
+    for (let block = this.#unvisited(first); block <= last; block = this.#unvisited(block + 1)) {
+      this.#next.set(block, block + 1);
+      yield block;
+    }
+  }
+
+  #unvisited(block: number): number {
+    let found = block;
+    while (this.#next.has(found)) found = this.#next.get(found)!;
+    for (let at = block; at !== found; ) {
+      const next = this.#next.get(at)!;
+      this.#next.set(at, found);
+      at = next;
+    }
+    return found;
   }
 }

@@ -1,4 +1,14 @@
-import { type Descriptor, type Digest, ErrorCode, GcfsError, redact, registerSecret } from '@gcfs/core';
+import {
+  checkCredentialLengths,
+  checkLength,
+  type Descriptor,
+  type Digest,
+  ErrorCode,
+  GcfsError,
+  Limits,
+  quote,
+  registerSecret,
+} from '@gcfs/core';
 import { containerfs as pb } from '@gcfs/proto';
 import { toServiceError } from '@gcfs/serving';
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
@@ -56,6 +66,8 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
 
   /** The image a session token grants, and the layer it names if any (must belong to it). */
   function authorize(token: string, layerDigest?: string): { image: KnownImage; layer?: Descriptor } {
+    checkLength('session_token', token, Limits.credential, { secret: true });
+    if (layerDigest !== undefined) checkLength('layer_digest', layerDigest, Limits.digest);
     const claims = parts.sessions.verify(token);
     const image = parts.images.get(claims.manifestDigest);
     if (!image) {
@@ -110,7 +122,11 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
     call: ServerUnaryCall<pb.AuthImageRequest, pb.AuthImageResponse>,
   ) {
     if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
+    // Bounded before anything parses them (or redacts them into an error).
+    checkLength('image', req.image, Limits.reference);
+    checkLength('platform', req.platform, Limits.platform);
     const creds = req.credentials;
+    checkCredentialLengths('credentials', creds);
     registerSecret(creds?.password);
     registerSecret(creds?.identityToken);
     let access: Awaited<ReturnType<RegistryAccess['resolve']>>;
@@ -118,7 +134,7 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
       access = await parts.access.resolve(req.image, creds ?? {}, req.platform);
     } catch (err) {
       throw isUnstreamableImage(err)
-        ? notStreamable(`image ${redact(req.image)} cannot be streamed: ${(err as Error).message}`)
+        ? notStreamable(`image ${quote(req.image)} cannot be streamed: ${(err as Error).message}`)
         : err;
     }
     const { resolved, client } = access;
@@ -237,8 +253,16 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
 
   async function reportImageReads(req: pb.ReportImageReadsRequest) {
     const { image } = authorize(req.sessionToken);
+    if (req.reads.length > Limits.reportedReads) {
+      throw new GcfsError(
+        ErrorCode.InvalidArgument,
+        `${req.reads.length} reads in one report, more than ${Limits.reportedReads}`,
+      );
+    }
     const indexes = new Map<Digest, Awaited<ReturnType<LayerIndexes['get']>>>();
     for (const read of req.reads) {
+      checkLength('reads.layer_digest', read.layerDigest, Limits.digest);
+      checkLength('reads.path', read.path, Limits.path);
       const layer = parts.images.layerOf(image, read.layerDigest);
       if (!layer)
         throw new GcfsError(ErrorCode.PermissionDenied, `layer ${read.layerDigest} is not part of the image`);

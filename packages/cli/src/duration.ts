@@ -72,7 +72,8 @@ export function formatDuration(ms: number): string {
   const millis = abs % 60_000;
   const fraction = String(millis % 1000)
     .padStart(3, '0')
-    .replace(/0+$/, '');
+    // (?<!0): only the first of a run of zeros starts a match, so the scan stays linear.
+    .replace(/(?<!0)0+$/, '');
   const seconds = `${Math.floor(millis / 1000)}${fraction ? `.${fraction}` : ''}s`;
   if (hours > 0) return `${sign}${hours}h${minutes}m${seconds}`;
   if (minutes > 0) return `${sign}${minutes}m${seconds}`;

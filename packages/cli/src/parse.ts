@@ -4,7 +4,7 @@
 // and a bool flag never does. Every token is rewritten to `--name=value` before yargs sees
 // it, which leaves yargs nothing to guess; yargs then collects repeats and rejects strays.
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
 import yargs from 'yargs';
 import { DurationSyntaxError, parseDuration } from './duration.js';
 import { checkValue, type FlagDefinition, type FlagValues } from './flag.js';
@@ -59,13 +59,17 @@ function normalize(flags: ReadonlyMap<string, FlagDefinition>, argv: readonly st
       else if (i + 1 < argv.length) value = argv[++i] as string;
       else throw flagError(name, 'missing value');
     }
+    checkLength(`flag --${name}`, value, Limits.flagValue, {
+      code: ErrorCode.InvalidFlag,
+      secret: flag.sensitive,
+    });
     tokens.push(`--${name}=${value}`);
   }
   return { action: 'run', tokens };
 }
 
 function unexpected(token: string): GcfsError {
-  return new GcfsError(ErrorCode.InvalidFlag, `unexpected argument ${JSON.stringify(token)}`, {
+  return new GcfsError(ErrorCode.InvalidFlag, `unexpected argument ${quote(token)}`, {
     hint: 'this command takes flags only, written --name=value',
   });
 }
@@ -76,7 +80,7 @@ const INTEGER = /^[+-]?\d+$/;
 
 /** Turn the text given for a flag into its typed value, or say why it cannot be. */
 function convert(flag: FlagDefinition, raw: string): unknown {
-  const shown = flag.sensitive ? 'the value' : JSON.stringify(raw);
+  const shown = flag.sensitive ? 'the value' : quote(raw);
   switch (flag.type) {
     case 'bool':
       if (TRUE_WORDS.has(raw)) return true;

@@ -1,5 +1,6 @@
 import { type Digest, parseDigest } from './digest.js';
 import { ErrorCode, GcfsError } from './errors.js';
+import { quote } from './limits.js';
 
 export interface Platform {
   architecture: string;
@@ -88,7 +89,7 @@ export function formatPlatform(platform: Platform): string {
 export function parsePlatformString(text: string): Platform {
   const [os, architecture, variant, ...rest] = text.split('/');
   if (!os || !architecture || rest.length > 0) {
-    throw new GcfsError(ErrorCode.InvalidArgument, `invalid platform ${JSON.stringify(text)}`, {
+    throw new GcfsError(ErrorCode.InvalidArgument, `invalid platform ${quote(text)}`, {
       hint: 'use os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8',
     });
   }

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { ErrorCode, GcfsError } from './errors.js';
+import { quote } from './limits.js';
 
 /** A content digest such as `sha256:<64 hex>`; construct with parseDigest(). */
 export type Digest = string & { readonly __brand: 'Digest' };
@@ -17,18 +18,14 @@ export function parseDigest(value: string): Digest {
   const algorithm = value.slice(0, colon);
   const hex = value.slice(colon + 1);
   if (colon <= 0 || !isDigestAlgorithm(algorithm)) {
-    throw new GcfsError(
-      ErrorCode.InvalidDigest,
-      `invalid digest ${JSON.stringify(value)}: unsupported algorithm`,
-      {
-        hint: 'digests look like sha256:<64 lowercase hex digits>',
-      },
-    );
+    throw new GcfsError(ErrorCode.InvalidDigest, `invalid digest ${quote(value)}: unsupported algorithm`, {
+      hint: 'digests look like sha256:<64 lowercase hex digits>',
+    });
   }
   if (hex.length !== HEX_LENGTH[algorithm] || !/^[0-9a-f]+$/.test(hex)) {
     throw new GcfsError(
       ErrorCode.InvalidDigest,
-      `invalid digest ${JSON.stringify(value)}: want ${HEX_LENGTH[algorithm]} lowercase hex digits`,
+      `invalid digest ${quote(value)}: want ${HEX_LENGTH[algorithm]} lowercase hex digits`,
     );
   }
   return value as Digest;

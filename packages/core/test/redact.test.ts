@@ -49,3 +49,18 @@ test('GcfsError keeps code, hint and cause and never carries credentials', () =>
   assert.match(line, /hint: check/);
   assert.match(line, /ECONNREFUSED/);
 });
+
+test('redact rewrites URL userinfo exactly as the pattern it replaces, without backtracking', () => {
+  const pattern = /([a-z][a-z0-9+.-]*:\/\/)[^/\s:@]+(?::[^/\s@]*)?@/gi;
+  const pieces = ['a', 'Z', '1', ':', '/', '@', ' ', '+', '.', '-', '://', 'git+ssh://', 'u:p@', '\n'];
+  let seed = 11;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    let text = '';
+    for (let j = random(16); j > 0; j--) text += pieces[random(pieces.length)];
+    assert.equal(redact(text), text.replace(pattern, '$1(redacted)@'), JSON.stringify(text));
+  }
+});

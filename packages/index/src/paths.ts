@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
 
 /**
  * The one path rule of a layer, shared by the tar reader, the index, FUSE and the
@@ -20,7 +20,7 @@ export function normalizeLayerPath(raw: string): string {
 }
 
 function hostilePath(raw: string, problem: string): GcfsError {
-  return new GcfsError(ErrorCode.HostileTar, `path ${JSON.stringify(raw)} ${problem}`, {
+  return new GcfsError(ErrorCode.HostileTar, `path ${quotePath(raw)} ${problem}`, {
     details: { path: raw },
   });
 }

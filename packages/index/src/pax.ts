@@ -1,4 +1,4 @@
-import { ErrorCode } from '@gcfs/core';
+import { ErrorCode, quote } from '@gcfs/core';
 import { decodeText, type Place, tarError } from './tar-header.js';
 
 /**
@@ -30,7 +30,7 @@ export function parsePaxRecords(data: Buffer, place: Place, into: Map<string, Bu
 export function paxInteger(value: Buffer, keyword: string, place: Place): number {
   const text = value.toString('latin1');
   if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw tarError(ErrorCode.BadLayer, place, `PAX ${keyword} ${JSON.stringify(text)} is not a valid number`);
+    throw tarError(ErrorCode.BadLayer, place, `PAX ${keyword} ${quote(text)} is not a valid number`);
   }
   return Number(text);
 }
@@ -40,7 +40,7 @@ export function paxTime(value: Buffer, keyword: string, place: Place): { sec: nu
   const text = value.toString('latin1');
   const match = /^(-?)([0-9]{1,16})(?:\.([0-9]*))?$/.exec(text);
   if (!match || !Number.isSafeInteger(Number(match[2]))) {
-    throw tarError(ErrorCode.BadLayer, place, `PAX ${keyword} ${JSON.stringify(text)} is not a valid time`);
+    throw tarError(ErrorCode.BadLayer, place, `PAX ${keyword} ${quote(text)} is not a valid time`);
   }
   const whole = Number(match[2]);
   const nsec = Number((match[3] ?? '').slice(0, 9).padEnd(9, '0'));
@@ -75,13 +75,13 @@ function urlDecode(text: string, place: Place): string {
   try {
     return decodeURIComponent(text);
   } catch (err) {
-    throw tarError(ErrorCode.BadLayer, place, `xattr name ${JSON.stringify(text)} is badly encoded`, err);
+    throw tarError(ErrorCode.BadLayer, place, `xattr name ${quote(text)} is badly encoded`, err);
   }
 }
 
 function checkXattrName(name: string, place: Place): string {
   if (name === '' || name.includes('\0')) {
-    throw tarError(ErrorCode.HostileTar, place, `invalid xattr name ${JSON.stringify(name)}`);
+    throw tarError(ErrorCode.HostileTar, place, `invalid xattr name ${quote(name)}`);
   }
   return name;
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, isGcfsError, quote, quotePath } from '@gcfs/core';
 import { ByteSource, type ChunkSource } from './byte-source.js';
 import { normalizeLayerPath } from './paths.js';
 import { parsePaxRecords, paxInteger, paxTime, paxXattrs } from './pax.js';
@@ -188,7 +188,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
       if (generation !== this.#generation) {
         throw new GcfsError(
           ErrorCode.Internal,
-          `content of tar entry ${JSON.stringify(place.name)} read too late`,
+          `content of tar entry ${quotePath(place.name)} read too late`,
         );
       }
       if (this.#remaining === 0) return;
@@ -235,7 +235,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
       throw tarError(
         ErrorCode.UnsupportedTarEntry,
         place,
-        `entry type ${JSON.stringify(raw.typeflag)} is not supported`,
+        `entry type ${quote(raw.typeflag)} is not supported`,
       );
     }
     // Old tars mark directories with a trailing slash only (GNU tar extracts them as such).
@@ -288,7 +288,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
       throw tarError(
         ErrorCode.HostileTar,
         place,
-        `hard link to ${JSON.stringify(link)}, which is not an earlier non-directory entry`,
+        `hard link to ${quotePath(link)}, which is not an earlier non-directory entry`,
       );
     }
     return target;

@@ -218,3 +218,12 @@ test('a corrupt gzip stream is a bad layer', async () => {
     code: 'ERR_BAD_LAYER',
   });
 });
+
+test('a refusal quotes at most PATH_MAX of a megabyte path, so the failure reason stays small', async () => {
+  const path = `../${'a'.repeat(4 << 20)}`;
+  await assert.rejects(index(tar(pax([['path', path]]), member({ name: 'x' }), END)), (err: Error) => {
+    assert.match(err.message, /^tar entry "\.\.\/a{4093}"… \(4194307 characters\)/);
+    assert.ok(err.message.length < 3 * 4096, `${err.message.length} characters`);
+    return true;
+  });
+});

@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, redactUrl, registerSecret } from '@gcfs/core';
+import { checkLength, ErrorCode, GcfsError, Limits, redactUrl, registerSecret } from '@gcfs/core';
 import type { Credential, CredentialSource } from './credentials.js';
 import type { RegistryEventEmitter } from './events.js';
 import { header, readBody, responseError } from './response.js';
@@ -76,7 +76,6 @@ interface CachedToken {
 }
 
 const DEFAULT_TOKEN_LIFETIME_SEC = 60;
-const MAX_TOKEN_RESPONSE = 1024 * 1024;
 
 function basic(credential: Credential | undefined): string | undefined {
   if (!credential?.username || credential.password === undefined) return undefined;
@@ -171,7 +170,7 @@ export class Authenticator {
     if (res.status !== 200) throw await responseError(res, what);
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      body = JSON.parse((await readBody(res, MAX_TOKEN_RESPONSE, what)).toString('utf8'));
+      body = JSON.parse((await readBody(res, Limits.tokenResponseBytes, what)).toString('utf8'));
     } catch (err) {
       if (err instanceof GcfsError) throw err;
       throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: answer is not JSON`);
@@ -180,6 +179,10 @@ export class Authenticator {
     if (typeof token !== 'string' || token === '') {
       throw new GcfsError(ErrorCode.RegistryProtocol, `${what}: answer has no token`);
     }
+    checkLength(`${what}: token`, token, Limits.credential, {
+      code: ErrorCode.RegistryProtocol,
+      secret: true,
+    });
     registerSecret(token);
     const lifetime =
       typeof body.expires_in === 'number' && body.expires_in > 0

@@ -10,6 +10,7 @@ import {
   ErrorCode,
   GcfsError,
   isDigest,
+  Limits,
   MediaType,
   type Platform,
 } from '@gcfs/core';
@@ -76,7 +77,6 @@ export interface BlobReadOptions {
   signal?: AbortSignal;
 }
 
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 // A registry that ignores Range sends the whole blob: acceptable to slice only when small.
 const MAX_UNRANGED_BLOB = 4 * 1024 * 1024;
 const IMAGE_CONFIG_TYPES = new Set<string>([MediaType.OciConfig, MediaType.DockerConfig]);
@@ -144,6 +144,12 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
     };
     if (indexDigest) resolved.indexDigest = indexDigest;
     if (IMAGE_CONFIG_TYPES.has(manifest.config.mediaType)) {
+      if (manifest.config.size > Limits.configBytes) {
+        throw new GcfsError(
+          ErrorCode.RegistryProtocol,
+          `${what}: image config of ${manifest.config.size} bytes, more than ${Limits.configBytes}`,
+        );
+      }
       const bytes = await this.fetchBlob(reference, manifest.config);
       try {
         resolved.config = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
@@ -164,7 +170,7 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
     });
     if (res.status !== 200) throw await responseError(res, what);
-    const bytes = await readBody(res, MAX_MANIFEST_BYTES, what);
+    const bytes = await readBody(res, Limits.manifestBytes, what);
     const announced = header(res, 'docker-content-digest');
     const expected = reference.digest ?? (isDigest(announced) ? announced : undefined);
     const digest = digestOf(bytes, expected ? digestAlgorithm(expected) : 'sha256');

@@ -68,7 +68,8 @@ function parseEndpoint(
   baseDir: string,
 ): Endpoint {
   const base = new URL(url);
-  const path = base.pathname.replace(/\/+$/, '');
+  // (?<!\/): only the first of a run of slashes starts a match, so the scan stays linear.
+  const path = base.pathname.replace(/(?<!\/)\/+$/, '');
   // Without override_path the API root is <path>/v2, as containerd does.
   base.pathname = table.override_path === true || path.endsWith('/v2') ? path : `${path}/v2`;
   const capabilities = stringList(table.capabilities, file, 'capabilities');

@@ -1,4 +1,4 @@
-import { type Digest, ErrorCode, GcfsError, parseDigest } from '@gcfs/core';
+import { type Digest, ErrorCode, GcfsError, Limits, parseDigest, quote } from '@gcfs/core';
 
 /** An image reference, normalized: registry and repository always set, tag and/or digest. */
 export interface Reference {
@@ -13,17 +13,18 @@ export const DOCKER_HUB = 'docker.io';
 export const DOCKER_HUB_API = 'registry-1.docker.io';
 const DOCKER_HUB_ALIASES = new Set([DOCKER_HUB, 'index.docker.io', DOCKER_HUB_API]);
 
-// The grammar of github.com/distribution/reference.
+// The grammar of github.com/distribution/reference. Every pattern is anchored and linear
+// (the ReDoS audit test checks them), and the text is bounded before any of them runs.
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN_LABEL = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const DOMAIN = new RegExp(`^(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?$`);
+// Host names: labels of letters, digits and inner hyphens, joined by dots; or [IPv6]; a port.
+const DOMAIN =
+  /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
 const TAG = /^\w[\w.-]{0,127}$/;
-const MAX_NAME_LENGTH = 255;
 
 function invalid(text: string, problem: string, hint?: string): never {
   throw new GcfsError(
     ErrorCode.InvalidReference,
-    `invalid image reference ${JSON.stringify(text)}: ${problem}`,
+    `invalid image reference ${quote(text)}: ${problem}`,
     hint === undefined ? {} : { hint },
   );
 }
@@ -55,6 +56,13 @@ function splitDomain(name: string): [string, string] {
  * `library/` for single-component names, `latest` when neither tag nor digest is given.
  */
 export function parseReference(text: string): ImageReference {
+  if (text.length > Limits.reference) {
+    invalid(
+      text,
+      `longer than ${Limits.reference} characters`,
+      'the distribution spec allows 255 for the name',
+    );
+  }
   if (text === '' || text !== text.trim()) invalid(text, 'empty or surrounded by spaces');
   let rest = text;
   let digest: Digest | undefined;
@@ -63,7 +71,7 @@ export function parseReference(text: string): ImageReference {
     try {
       digest = parseDigest(rest.slice(at + 1));
     } catch (err) {
-      throw new GcfsError(ErrorCode.InvalidReference, `invalid image reference ${JSON.stringify(text)}`, {
+      throw new GcfsError(ErrorCode.InvalidReference, `invalid image reference ${quote(text)}`, {
         cause: err,
       });
     }
@@ -75,24 +83,24 @@ export function parseReference(text: string): ImageReference {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!TAG.test(tag))
-      invalid(text, `bad tag ${JSON.stringify(tag)}`, 'tags are [A-Za-z0-9_.-], at most 128');
+      invalid(text, `bad tag ${quote(tag)}`, `tags are [A-Za-z0-9_.-], at most ${Limits.tag}`);
   }
   const [domain, path] = splitDomain(rest);
-  if (!DOMAIN.test(domain)) invalid(text, `bad registry host ${JSON.stringify(domain)}`);
+  if (!DOMAIN.test(domain)) invalid(text, `bad registry host ${quote(domain)}`);
   const registry = normalizeRegistry(domain);
   const components = path.split('/');
   for (const component of components) {
     if (!PATH_COMPONENT.test(component)) {
       invalid(
         text,
-        `bad repository component ${JSON.stringify(component)}`,
+        `bad repository component ${quote(component)}`,
         'repository names are lowercase letters, digits and separators (. _ __ -) between them',
       );
     }
   }
   const repository = registry === DOCKER_HUB && components.length === 1 ? `library/${path}` : path;
-  if (registry.length + 1 + repository.length > MAX_NAME_LENGTH) {
-    invalid(text, `name longer than ${MAX_NAME_LENGTH} characters`);
+  if (registry.length + 1 + repository.length > Limits.name) {
+    invalid(text, `name longer than ${Limits.name} characters`);
   }
   return new ImageReference(
     registry,

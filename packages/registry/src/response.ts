@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, redactUrl } from '@gcfs/core';
+import { ErrorCode, GcfsError, Limits, redactUrl } from '@gcfs/core';
 import type { HttpResponse } from './transport.js';
 
 /** First value of a response header (undici gives arrays for repeated headers). */
@@ -42,8 +42,6 @@ const REGISTRY_CODES: Record<string, ErrorCode> = {
   DENIED: ErrorCode.Denied,
 };
 
-const MAX_ERROR_BODY = 64 * 1024;
-
 /** `CODE: message; CODE: message` from a registry's JSON error body, or its text. */
 function summarize(body: string): { summary: string; codes: string[] } {
   try {
@@ -51,13 +49,16 @@ function summarize(body: string): { summary: string; codes: string[] } {
     if (Array.isArray(parsed.errors) && parsed.errors.length > 0) {
       const codes = parsed.errors.map((e) => String(e.code ?? 'UNKNOWN'));
       const summary = parsed.errors.map((e, i) => `${codes[i]}: ${String(e.message ?? '')}`).join('; ');
-      return { summary, codes };
+      return { summary: shorten(summary), codes };
     }
   } catch {
     // not JSON: fall through to the raw text
   }
-  const text = body.replace(/\s+/g, ' ').trim();
-  return { summary: text.length > 200 ? `${text.slice(0, 200)}…` : text, codes: [] };
+  return { summary: shorten(body.replace(/\s+/g, ' ').trim()), codes: [] };
+}
+
+function shorten(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 /**
@@ -68,7 +69,7 @@ function summarize(body: string): { summary: string; codes: string[] } {
 export async function responseError(res: HttpResponse, what: string): Promise<GcfsError> {
   let body = '';
   try {
-    body = (await readBody(res, MAX_ERROR_BODY, what)).toString('utf8');
+    body = (await readBody(res, Limits.errorBodyBytes, what)).toString('utf8');
   } catch {
     // the status alone still says what happened
   }

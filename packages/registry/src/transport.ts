@@ -8,6 +8,7 @@ import {
   describeError,
   ErrorCode,
   GcfsError,
+  Limits,
   redactUrl,
   sleep,
 } from '@gcfs/core';
@@ -232,7 +233,7 @@ export class Transport {
     let agent = this.agents.get(key);
     if (!agent) {
       agent = (async () => {
-        if (!tls) return new Agent();
+        if (!tls) return new Agent({ maxHeaderSize: Limits.headerBytes });
         const ca = await Promise.all(
           tls.ca.map((file) =>
             readFile(file, 'utf8').catch((err: unknown) => {
@@ -242,6 +243,7 @@ export class Transport {
         );
         // Like containerd, configured CAs add to the system roots rather than replace them.
         return new Agent({
+          maxHeaderSize: Limits.headerBytes,
           connect: {
             rejectUnauthorized: !tls.skipVerify,
             ...(ca.length > 0 ? { ca: [...rootCertificates, ...ca] } : {}),

@@ -74,3 +74,14 @@ test('invalid references fail with ERR_INVALID_REFERENCE', () => {
     );
   }
 });
+
+test('an over-long reference is refused before parsing, its message quoting a short prefix', () => {
+  const text = `127.0.0.1:5000/${'a'.repeat(3 * 1024 * 1024)}:1`;
+  assert.throws(
+    () => parseReference(text),
+    (err) =>
+      isGcfsError(err, ErrorCode.InvalidReference) &&
+      err.message.length < 400 &&
+      /longer than 520 characters/.test(err.message),
+  );
+});

@@ -1,8 +1,8 @@
 import { chmod, lstat, rm, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { ErrorCode, ensurePrivateDir, GcfsError, PRIVATE_FILE_MODE } from '@gcfs/core';
-import { type Server, ServerCredentials } from '@grpc/grpc-js';
+import { ErrorCode, ensurePrivateDir, GcfsError, Limits, PRIVATE_FILE_MODE } from '@gcfs/core';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 
 /**
  * Make way for a server socket at `path`: its parent dir made private (0700, created or
@@ -52,6 +52,14 @@ export function bindGrpc(
   return new Promise((resolve, reject) =>
     server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))),
   );
+}
+
+/**
+ * A server for a node-local API whose calls are small (the downloader, gcfsd's admin):
+ * the transport refuses a larger message before it is decoded.
+ */
+export function createUnixSocketServer(): Server {
+  return new Server({ 'grpc.max_receive_message_length': Limits.socketMessageBytes });
 }
 
 /**

@@ -3,8 +3,11 @@
 // a field path is dot-separated, each part a name or a quoted string
 // (`labels."containerd.io/gc.root"`); values are bare (up to the next comma) or quoted.
 // Selectors joined by commas must all match; any one of several filters matching is enough.
+// A `~=` pattern is compiled by re2js, a port of RE2: the Go syntax and linear-time
+// matching containerd itself has, so a client's pattern cannot make a match backtrack.
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
+import { RE2JS } from 're2js';
 
 type Operator = 'present' | '==' | '!=' | '~=';
 
@@ -12,7 +15,7 @@ interface Selector {
   path: string[];
   operator: Operator;
   value: string;
-  regexp?: RegExp;
+  regexp?: RE2JS;
 }
 
 /** A parsed filter: a list of alternatives, each a list of selectors that must all hold. */
@@ -43,7 +46,7 @@ class Scanner {
   fail(what: string): never {
     throw new GcfsError(
       ErrorCode.InvalidArgument,
-      `invalid filter ${JSON.stringify(this.text)}: ${what} at ${this.#pos}`,
+      `invalid filter ${quote(this.text)}: ${what} at ${this.#pos}`,
     );
   }
 
@@ -104,9 +107,9 @@ function parseSelector(scanner: Scanner): Selector {
   const value = scanner.value();
   if (op !== '~=') return { path, operator: op, value };
   try {
-    return { path, operator: op, value, regexp: new RegExp(value) };
+    return { path, operator: op, value, regexp: RE2JS.compile(value) };
   } catch (err) {
-    throw new GcfsError(ErrorCode.InvalidArgument, `invalid regular expression in filter: ${value}`, {
+    throw new GcfsError(ErrorCode.InvalidArgument, `invalid regular expression in filter: ${quote(value)}`, {
       cause: err,
     });
   }
@@ -126,7 +129,10 @@ function parseOne(text: string): Selector[] {
 
 /** Parse containerd filter strings; empty strings are ignored, no filters match everything. */
 export function parseFilters(filters: readonly string[]): Filter {
-  return filters.filter((text) => text.trim() !== '').map(parseOne);
+  return filters
+    .map((text) => checkLength('filter', text, Limits.label))
+    .filter((text) => text.trim() !== '')
+    .map(parseOne);
 }
 
 function matchesSelector(selector: Selector, lookup: FieldLookup): boolean {

@@ -2,7 +2,7 @@
 // proxy_plugins of type "snapshot" call. Errors carry the gRPC codes containerd maps to
 // its errdefs (NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT).
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { checkLength, ErrorCode, GcfsError, Limits } from '@gcfs/core';
 import { snapshots as pb } from '@gcfs/proto';
 import { bindGrpcUnixSocket, stopGrpc, toServiceError } from '@gcfs/serving';
 import { Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
@@ -39,7 +39,19 @@ function toWireMounts(mounts: Mount[]) {
 
 function requireKey(key: string): string {
   if (key === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot key is required');
-  return key;
+  return checkLength('snapshot key', key, Limits.snapshotKey);
+}
+
+/** containerd's own rule (labels.Validate): a label's key and value together within 4096. */
+function checkLabels(labels: Record<string, string>): Record<string, string> {
+  for (const [key, value] of Object.entries(labels)) {
+    checkLength(`label ${key.slice(0, Limits.quoted)}`, key + value, Limits.label);
+  }
+  return labels;
+}
+
+function checkParent(parent: string): string {
+  return checkLength('parent', parent, Limits.snapshotKey);
 }
 
 function unary<Req, Res>(handle: (req: Req) => Res | Promise<Res>) {
@@ -70,17 +82,22 @@ function list(snapshotter: Snapshotter) {
 export function snapshotsService(snapshotter: Snapshotter): pb.SnapshotsServer {
   return {
     prepare: unary(async (req: pb.PrepareSnapshotRequest) =>
-      toWireMounts(await snapshotter.prepare(requireKey(req.key), req.parent, req.labels)),
+      toWireMounts(
+        await snapshotter.prepare(requireKey(req.key), checkParent(req.parent), checkLabels(req.labels)),
+      ),
     ),
     view: unary(async (req: pb.ViewSnapshotRequest) =>
-      toWireMounts(await snapshotter.view(requireKey(req.key), req.parent, req.labels)),
+      toWireMounts(
+        await snapshotter.view(requireKey(req.key), checkParent(req.parent), checkLabels(req.labels)),
+      ),
     ),
     mounts: unary(async (req: pb.MountsRequest) =>
       toWireMounts(await snapshotter.mounts(requireKey(req.key))),
     ),
     commit: unary(async (req: pb.CommitSnapshotRequest) => {
       if (req.name === '') throw new GcfsError(ErrorCode.InvalidArgument, 'a snapshot name is required');
-      await snapshotter.commit(req.name, requireKey(req.key), req.labels);
+      checkLength('snapshot name', req.name, Limits.snapshotKey);
+      await snapshotter.commit(req.name, requireKey(req.key), checkLabels(req.labels));
       return {};
     }),
     remove: unary(async (req: pb.RemoveSnapshotRequest) => {
@@ -93,7 +110,8 @@ export function snapshotsService(snapshotter: Snapshotter): pb.SnapshotsServer {
     update: unary(async (req: pb.UpdateSnapshotRequest) => {
       const info = req.info;
       if (!info) throw new GcfsError(ErrorCode.InvalidArgument, 'Update needs the snapshot info');
-      const updated = await snapshotter.update(requireKey(info.name), info.labels, req.updateMask ?? []);
+      const paths = (req.updateMask ?? []).map((path) => checkLength('update mask path', path, Limits.label));
+      const updated = await snapshotter.update(requireKey(info.name), checkLabels(info.labels), paths);
       return { info: toWireInfo(updated) };
     }),
     list: list(snapshotter),

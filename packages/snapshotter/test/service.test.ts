@@ -132,3 +132,25 @@ test('the gRPC service: every RPC on the wire, errors as the gRPC codes containe
     ['ns/2/sha256:aaa'],
   );
 });
+
+test('over-long keys, labels and filters are INVALID_ARGUMENT, as containerd validates them', async (t) => {
+  const client = await serve(t);
+  const long = 'k'.repeat(5000);
+  const longKey = 'k'.repeat(513);
+  const refusals: Array<[keyof pb.SnapshotsClient, object]> = [
+    ['prepare', { snapshotter: 'gcfs', key: longKey, parent: '', labels: {} }],
+    ['prepare', { snapshotter: 'gcfs', key: 'k', parent: longKey, labels: {} }],
+    ['prepare', { snapshotter: 'gcfs', key: 'k', parent: '', labels: { 'containerd.io/x': long } }],
+    ['commit', { snapshotter: 'gcfs', name: longKey, key: 'k', labels: {} }],
+    ['stat', { snapshotter: 'gcfs', key: longKey }],
+  ];
+  for (const [method, req] of refusals) {
+    await assert.rejects(call(client, method, req), { code: status.INVALID_ARGUMENT }, method);
+  }
+  await assert.rejects(listAll(client, [`name==${long}`]), { code: status.INVALID_ARGUMENT });
+  // Within the limits (a label's key and value together 4096, as containerd's labels.Validate;
+  // keys of 512, even of 3-byte characters, within lmdb's) all is well.
+  const label = { [`containerd.io/${'l'.repeat(100)}`]: 'v'.repeat(3900) };
+  await call(client, 'prepare', { snapshotter: 'gcfs', key: '€'.repeat(512), parent: '', labels: label });
+  assert.equal((await listAll(client, [])).length, 1);
+});

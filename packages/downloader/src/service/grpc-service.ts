@@ -1,4 +1,4 @@
-import { registerSecret } from '@gcfs/core';
+import { checkCredentialLengths, checkLength, Limits, registerSecret } from '@gcfs/core';
 import type { downloader as pb } from '@gcfs/proto';
 import { toServiceError } from '@gcfs/serving';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
@@ -28,7 +28,8 @@ export function createDownloaderService(
   return {
     download: unary(async (req: pb.DownloadRequest): Promise<pb.DownloadResponse> => {
       const secret = req.pullSecret;
-      // Before anything can fail and describe the request.
+      checkDownloadRequest(req);
+      // Before anything else can fail and describe the request.
       registerSecret(secret?.password);
       registerSecret(secret?.identityToken);
       const request: DownloadRequest = {
@@ -45,13 +46,24 @@ export function createDownloaderService(
       return outcome;
     }),
     getLayerState: unary(async (req: pb.GetLayerStateRequest): Promise<pb.LayerState> => {
+      checkLength('layer_id', req.layerId, Limits.digest);
       const status = await downloader.state(req.layerId);
       return { ...status, state: stateToWire(status.state) };
     }),
     cancel: unary(
       async (req: pb.CancelRequest): Promise<pb.CancelResponse> => ({
-        cancelled: downloader.cancel(req.layerId),
+        cancelled: downloader.cancel(checkLength('layer_id', req.layerId, Limits.digest)),
       }),
     ),
   };
+}
+
+/** Every text field bounded before it is parsed, logged or registered as a secret. */
+function checkDownloadRequest(req: pb.DownloadRequest): void {
+  checkLength('image_name', req.imageName, Limits.reference);
+  checkLength('layer_id', req.layerId, Limits.digest);
+  checkLength('layer_dir', req.layerDir, Limits.path);
+  checkLength('untar_dir', req.untarDir, Limits.path);
+  checkLength('media_type', req.mediaType, Limits.mediaType);
+  checkCredentialLengths('pull_secret', req.pullSecret);
 }

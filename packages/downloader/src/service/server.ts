@@ -1,6 +1,5 @@
 import { downloader as pb } from '@gcfs/proto';
-import { bindGrpcUnixSocket, serveMetrics, stopGrpc } from '@gcfs/serving';
-import { Server } from '@grpc/grpc-js';
+import { bindGrpcUnixSocket, createUnixSocketServer, serveMetrics, stopGrpc } from '@gcfs/serving';
 import { untarLayer } from '../untar/index.js';
 import type { RegistryAccessOptions, Untar } from './fetch-layer.js';
 import { createDownloaderService, type ResponseObserver } from './grpc-service.js';
@@ -53,7 +52,7 @@ export async function startDownloaderServer(options: DownloaderServerOptions): P
     ...(options.registry ? { registry: options.registry } : {}),
   });
   const metrics = new DownloaderMetrics(downloader);
-  const server = new Server();
+  const server = createUnixSocketServer();
   server.addService(
     pb.DownloaderService,
     createDownloaderService(downloader, (request, outcome) => {

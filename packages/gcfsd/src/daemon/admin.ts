@@ -3,10 +3,16 @@
 
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { checkCredentialLengths, checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
 import { gcfsdAdmin as pb } from '@gcfs/proto';
-import { bindGrpcUnixSocket, fromServiceError, stopGrpc, toServiceError } from '@gcfs/serving';
-import { credentials, Server, type ServiceError } from '@grpc/grpc-js';
+import {
+  bindGrpcUnixSocket,
+  createUnixSocketServer,
+  fromServiceError,
+  stopGrpc,
+  toServiceError,
+} from '@gcfs/serving';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
 import type { GcResult } from './gc.js';
 import type { PullCredential } from './layer-downloads.js';
 import type { RegisteredImage } from './registrar.js';
@@ -55,16 +61,19 @@ function unary<Req, Res>(handle: (req: Req) => Promise<Res>) {
 
 /** Serve the admin API; resolves with a stop function. */
 export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ stop(): Promise<void> }> {
-  const server = new Server();
+  const server = createUnixSocketServer();
   const service: pb.AdminServer = {
     registerImage: unary(async (req: pb.RegisterImageRequest) => {
       if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
+      checkLength('image', req.image, Limits.reference);
+      checkCredentialLengths('credential', req.credential);
       return toWire(await api.register(req.image, req.credential ? { credential: req.credential } : {}));
     }),
     listImages: unary(async () => ({ images: api.list().map(toWire) })),
     unregisterImage: unary(async (req: pb.UnregisterImageRequest) => {
+      checkLength('name', req.name, Limits.reference);
       if (!(await api.unregister(req.name))) {
-        throw new GcfsError(ErrorCode.NotFound, `image ${req.name} is not in use`);
+        throw new GcfsError(ErrorCode.NotFound, `image ${quote(req.name)} is not in use`);
       }
       return {};
     }),

@@ -6,7 +6,7 @@
 // reports does not make them either. Memory stays bounded: sequential reads of a file
 // merge into one record, and an image keeps at most `maxReads` records.
 
-import { describeError, type Logger, sleep } from '@gcfs/core';
+import { describeError, Limits, type Logger, sleep } from '@gcfs/core';
 import type { SessionLike } from './sessions.js';
 
 /** One FUSE read of a layer file (the mount's `read` event has these fields). */
@@ -22,14 +22,14 @@ export interface ReadReportTiming {
   windowMs: number;
   /** Sent earlier when no read came for this long after the first one (default 10 s). */
   idleMs: number;
-  /** Records kept per image (default 10,000); later reads are counted, not kept. */
+  /** Records kept per image (default: the most cfsd accepts in one report); later reads are counted, not kept. */
   maxReads: number;
 }
 
 export const DEFAULT_READ_REPORT_TIMING: ReadReportTiming = {
   windowMs: 30_000,
   idleMs: 10_000,
-  maxReads: 10_000,
+  maxReads: Limits.reportedReads,
 };
 
 export interface ReadReporterOptions {

@@ -15,12 +15,9 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, OPAQUE_VALUE, OPAQUE_XATTR } from '@gcfs/core';
 import { parentPath, type TocEntry } from '@gcfs/index';
 import { llistxattr, lremovexattr, lsetxattr, mknod } from '@gcfs/native';
-
-/** overlayfs hides the lower layers under a directory carrying this xattr set to `y`. */
-export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -226,7 +223,7 @@ export class TreeWriter {
     for (const entry of entries) {
       if (entry.type !== 'dir') continue;
       const path = this.#abs(entry.name);
-      if (entry.opaque) lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
+      if (entry.opaque) lsetxattr(path, OPAQUE_XATTR, Buffer.from(OPAQUE_VALUE));
       const time = timeOf(entry.mtimeSec, entry.mtimeNsec);
       lutimesSync(path, time, time);
       if (this.#fsync) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError } from '@gcfs/core';
+import { ErrorCode, isGcfsError, UNTAR_DIR_PREFIX } from '@gcfs/core';
 import { EVERY_ENTRY_KIND } from '@gcfs/image-builder';
 import { diffTrees, snapshotTree } from '@gcfs/testkit';
 import { describeDownloadRequest } from '../../src/index.js';
@@ -50,7 +50,7 @@ test('a multi-layer image downloads through the gRPC client: each layer dir equa
     assert.equal(state.state, 'done');
   }
   assert.deepEqual(
-    (await readdir(cacheDir)).filter((name) => name.startsWith('untar_')),
+    (await readdir(cacheDir)).filter((name) => name.startsWith(UNTAR_DIR_PREFIX)),
     [],
   );
   assert.equal((await readdir(cacheDir)).length, 3);

@@ -11,6 +11,7 @@ import {
   describeError,
   ErrorCode,
   GcfsError,
+  imageDirName,
   type Logger,
   sleep,
 } from '@gcfs/core';
@@ -83,11 +84,6 @@ export interface RegistrarOptions {
   downloadsAfter?: (signal: AbortSignal) => Promise<void>;
   /** Pace of AuthImage retries for images restored from the DB. */
   restoreBackoff?: BackoffOptions;
-}
-
-/** images/<name with '/' → '#', ':' → '='>, as GKE's gcfsd names image dirs. */
-export function imageDirName(name: string): string {
-  return name.replaceAll('/', '#').replaceAll(':', '=');
 }
 
 /** The name an image is registered under: its normalized reference. */

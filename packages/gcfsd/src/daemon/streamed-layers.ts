@@ -4,10 +4,10 @@
 // under snapshots that already exist.
 
 import { join } from 'node:path';
-import { ErrorCode, GcfsError, parseDigest, sleep } from '@gcfs/core';
+import { ErrorCode, GcfsError, imageDirName, parseDigest, sleep } from '@gcfs/core';
 import { ImageReference, parseReference } from '@gcfs/registry';
 import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
-import { imageDirName, type RegisteredImage, type Registrar } from './registrar.js';
+import type { RegisteredImage, Registrar } from './registrar.js';
 
 /** The name a remote layer's image is registered under: `<registry>/<repository>@<manifest digest>`. */
 export function streamedImageName(layer: Pick<RemoteLayerRef, 'imageRef' | 'manifestDigest'>): string {

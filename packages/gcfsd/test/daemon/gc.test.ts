@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { CfsdClient } from '@gcfs/cfsd-client';
-import { createLogger, digestOf } from '@gcfs/core';
+import { createLogger, digestOf, imageDirName, layerDirName, untarDirName } from '@gcfs/core';
 import { DownloaderClient } from '@gcfs/downloader';
-import { GcfsTree, imageDirName } from '@gcfs/fuse';
+import { GcfsTree } from '@gcfs/fuse';
 import { tempDirFor } from '@gcfs/testkit';
 import { GarbageCollector } from '../../src/daemon/gc.js';
 import { openImagesInUse } from '../../src/daemon/images-in-use.js';
@@ -103,7 +103,7 @@ describe('garbage collection', () => {
     const names = (await readdir(cacheDir)).sort();
     assert.deepEqual(
       names,
-      ['README', ...[A, B, D].map((d) => d.replace(':', '=')), `untar_${digestOf('being unpacked')}`].sort(),
+      ['README', ...[A, B, D].map(layerDirName), untarDirName(digestOf('being unpacked'))].sort(),
     );
     assert.ok(
       lines.some((l) => l.includes(`msg="Found layersToRemove=map[${C}:true], imagesToRemove=map[]"`)),
@@ -129,7 +129,7 @@ describe('garbage collection', () => {
     assert.equal(tree.lookup(`/images/${imageDirName(one)}/0`)?.linkTarget, cachedLayerDir(cacheDir, A));
     assert.deepEqual(
       (await readdir(cacheDir)).filter((name) => name.startsWith('sha256=')).sort(),
-      [A, B].map((d) => d.replace(':', '=')).sort(),
+      [A, B].map(layerDirName).sort(),
     );
     assert.deepEqual((await gc.run()).layers, [], 'a pass with nothing unused removes nothing');
   });

@@ -11,7 +11,6 @@ import { tempDirFor } from '@gcfs/testkit';
 import { GarbageCollector } from '../../src/daemon/gc.js';
 import { openImagesInUse } from '../../src/daemon/images-in-use.js';
 import { cachedLayerDir, untarLayerDir } from '../../src/daemon/layer-dirs.js';
-import { Mutex } from '../../src/daemon/mutex.js';
 import { PullSecrets } from '../../src/daemon/pull-secrets.js';
 import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
 import { SessionPool } from '../../src/daemon/sessions.js';
@@ -139,14 +138,7 @@ describe('garbage collection', () => {
     const log = new PassThrough();
     log.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
     const logger = createLogger({ destination: log });
-    const subject = {
-      lock: new Mutex(),
-      inUse: () => ({ images: new Set<string>(), layers: new Set<string>() }),
-      treeImages: () => [],
-      treeLayers: () => [],
-      removeImage: () => {},
-      removeLayer: () => {},
-    };
+    const subject = { collect: async () => ({ images: [], layers: [] }) };
     const periodic = new GarbageCollector({ subject, cacheDir: '/nonexistent', logger, periodMs: 180_000 });
     periodic.start();
     periodic.stop();

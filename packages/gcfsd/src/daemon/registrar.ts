@@ -130,6 +130,7 @@ export class Registrar {
           reason: failure.reason,
           error_code: failure.code,
           attempts: failure.attempts,
+          next: 'stays streamed from cfsd; downloaded again when an image naming it is registered again or gcfsd restarts',
         }),
       onResult: options.onDownload,
       backoff: options.downloadBackoff,

@@ -159,3 +159,29 @@ test('the socket is 0600 in a 0700 dir created for it', async (t) => {
   assert.equal((await stat(socketPath)).mode & 0o777, 0o600);
   assert.equal((await stat(join(socketPath, '..'))).mode & 0o777, 0o700);
 });
+
+test('a layer too deep for the file system fails with a bounded reason, and the downloader still serves', async (t) => {
+  // 2,500 nested directories: a 5 KB path, past PATH_MAX, which cfsd indexes without complaint.
+  const depth = 2_500;
+  const entries = Array.from({ length: depth }, (_, i) => ({
+    type: 'dir' as const,
+    path: Array.from({ length: i + 1 }, () => 'd').join('/'),
+    mode: 0o755,
+  }));
+  const registry = await privateRegistry(t);
+  const pushed = await pushBuilt(t, registry, 'private/deep', {
+    layers: [
+      { compression: 'gzip', longNames: 'pax', entries },
+      { compression: 'gzip', entries: SMALL('fine') },
+    ],
+  });
+  const { client, cacheDir } = await runDownloader(t);
+  const outcome = await client.download(requestFor(cacheDir, pushed.image, pushed.layers[0]!));
+  assert.equal(outcome.succeeded, false);
+  assert.equal(outcome.errorCode, ErrorCode.LayerWrite, outcome.errorReason);
+  assert.match(outcome.errorReason, /ENAMETOOLONG/);
+  assert.ok(outcome.errorReason.length <= 2_100, `${outcome.errorReason.length} characters`);
+  assert.match(outcome.errorReason, /… \(\d+ characters\)/);
+  const fine = await client.download(requestFor(cacheDir, pushed.image, pushed.layers[1]!));
+  assert.equal(fine.succeeded, true);
+});

@@ -5,8 +5,9 @@
 //   attached ──index loaded──▶ streamed ──download──▶ downloading ──done──▶ local
 //      │                                                 ▲   │
 //      └───────────download (restored image)─────────────┘   └──gave up──▶ failed
-//                                                        ▲                   │
-//                                                        └──registered again─┘
+//                                                        ▲                     │
+//                                                        └──registered again───┘
+//   attached, streamed, failed ──found in the cache dir──▶ local
 //   any state ──GC: no image in use needs it──▶ (removed)
 //
 // - attached: an image being registered or in the tree names it; nothing serves it yet.

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { GcfsError } from '@gcfs/core';
+import { type GcfsError, imageDirName } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
 import {
   type ContainerdOptions,
@@ -102,9 +102,7 @@ export async function streamingNode(
     /** images/<dir> of gcfsd's mount for `repository` (registered by digest) and its links. */
     async imageLinks(repository: string): Promise<{ dir: string; links: string[] } | undefined> {
       const images = join(stack.mountPoint, 'images');
-      const entry = (await readdir(images)).find((name) =>
-        name.includes(`#${repository.replaceAll('/', '#')}@`),
-      );
+      const entry = (await readdir(images)).find((name) => name.includes(`#${imageDirName(repository)}@`));
       if (entry === undefined) return undefined;
       const dir = join(images, entry);
       const indexes = (await readdir(dir)).map(Number).sort((a, b) => a - b);

@@ -1,7 +1,7 @@
 // One in-flight ReadBlocks per block, however many FUSE readers want it: readers that
 // ask for a block already being fetched wait for that fetch instead of starting another.
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, SingleFlight } from '@gcfs/core';
 import type { DecodedBlock } from './blocks.js';
 
 /** Where fetched blocks are kept (gcfsd plugs an LRU bounded by --max_content_cache_size_mb). */
@@ -28,7 +28,7 @@ export class BlockFetcher {
   readonly #read: ReadBlocksFn;
   readonly #maxReadBlocks: number;
   readonly #cache: BlockCache | undefined;
-  readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #inflight = new SingleFlight<string, Buffer>();
 
   constructor(options: BlockFetcherOptions) {
     if (!Number.isInteger(options.maxReadBlocks) || options.maxReadBlocks < 1) {
@@ -82,7 +82,7 @@ export class BlockFetcher {
   #fetch(layer: string, first: number, count: number): Array<Promise<Buffer>> {
     const waiters = Array.from({ length: count }, (_, i) => {
       const waiter = Promise.withResolvers<Buffer>();
-      this.#inflight.set(blockKey(layer, first + i), waiter.promise);
+      this.#inflight.share(blockKey(layer, first + i), waiter.promise);
       return waiter;
     });
     void this.#load(layer, first, waiters);
@@ -111,18 +111,14 @@ export class BlockFetcher {
             );
           }
           const key = blockKey(layer, index);
-          // Cached before leaving the in-flight map, so that no reader misses both.
+          // Cached before it settles (and leaves the flights), so that no reader misses both.
           this.#cache?.set(key, block.data);
-          this.#inflight.delete(key);
           waiters[done]!.resolve(block.data);
           done++;
         }
       }
     } catch (err) {
-      for (let i = done; i < waiters.length; i++) {
-        this.#inflight.delete(blockKey(layer, first + i));
-        waiters[i]!.reject(err);
-      }
+      for (let i = done; i < waiters.length; i++) waiters[i]!.reject(err);
     }
   }
 }

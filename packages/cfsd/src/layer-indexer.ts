@@ -1,7 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { type Descriptor, type Digest, describeError, ErrorCode, isGcfsError } from '@gcfs/core';
+import {
+  type Descriptor,
+  type Digest,
+  describeError,
+  ErrorCode,
+  isGcfsError,
+  SingleFlight,
+} from '@gcfs/core';
 import {
   compressionOf,
   decompressLayer,
@@ -51,7 +58,7 @@ function isPermanent(err: unknown): boolean {
  * recorded as failed (never served half-indexed), transient failures are not recorded.
  */
 export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
-  private readonly inFlight = new Map<Digest, Promise<LayerOutcome>>();
+  private readonly inFlight = new SingleFlight<Digest, LayerOutcome>();
   private readonly limit: ReturnType<typeof pLimit>;
 
   constructor(
@@ -73,11 +80,7 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
 
   /** Index the layer unless it is stored or failed already; `open` streams the compressed blob. */
   ensure(desc: Descriptor, open: () => Readable): Promise<LayerOutcome> {
-    const running = this.inFlight.get(desc.digest);
-    if (running) return running;
-    const work = this.run(desc, open).finally(() => this.inFlight.delete(desc.digest));
-    this.inFlight.set(desc.digest, work);
-    return work;
+    return this.inFlight.run(desc.digest, () => this.run(desc, open));
   }
 
   private async run(desc: Descriptor, open: () => Readable): Promise<LayerOutcome> {

@@ -1,3 +1,4 @@
+import { boundText, Limits } from './limits.js';
 import { redact } from './redact.js';
 
 /**
@@ -79,10 +80,10 @@ export class GcfsError extends Error {
   readonly details: Record<string, string | number | boolean | undefined>;
 
   constructor(code: ErrorCode, message: string, options: GcfsErrorOptions = {}) {
-    super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
+    super(boundText(redact(message)), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GcfsError';
     this.code = code;
-    this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    this.hint = options.hint === undefined ? undefined : boundText(redact(options.hint));
     this.details = options.details ?? {};
   }
 
@@ -96,23 +97,28 @@ export function isGcfsError(err: unknown, code?: ErrorCode): err is GcfsError {
   return err instanceof GcfsError && (code === undefined || err.code === code);
 }
 
-/** Render any error with its causes on one line, credentials removed. */
+/**
+ * Render any error with its causes on one line, credentials removed. Each message is cut
+ * to Limits.errorText (after redaction, so no secret is cut in half and left readable), the
+ * line to twice that.
+ */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
+  const add = (text: string) => parts.push(boundText(redact(text)));
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
     if (current instanceof Error) {
       const code = (current as { code?: unknown }).code;
       const prefix = typeof code === 'string' && depth > 0 ? `${code}: ` : '';
-      parts.push(prefix + current.message);
-      if (current instanceof GcfsError && current.hint && depth === 0) parts.push(`hint: ${current.hint}`);
+      add(prefix + current.message);
+      if (current instanceof GcfsError && current.hint && depth === 0) add(`hint: ${current.hint}`);
       current = current.cause;
     } else {
-      parts.push(String(current));
+      add(String(current));
       break;
     }
   }
-  return redact(parts.join(': '));
+  return boundText(parts.join(': '), 2 * Limits.errorText);
 }
 
 /** Normalise an unknown thrown value into a GcfsError, keeping an existing code. */

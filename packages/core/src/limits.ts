@@ -3,8 +3,6 @@
 // it, so that no input can make a process spend more than linear time on it; and an
 // error quotes at most a short prefix, so a refusal never carries megabytes along.
 
-import { ErrorCode, GcfsError } from './errors.js';
-
 /** The limits, in UTF-16 code units (a JavaScript string's length) unless said otherwise. */
 export const Limits = {
   /** A repository name with its registry host (the distribution spec: 255 in total). */
@@ -45,7 +43,25 @@ export const Limits = {
   reportedReads: 10_000,
   /** Characters of untrusted text quoted in a message. */
   quoted: 256,
+  /** Characters of an error text kept whole (a message, a chain of causes, a downloader answer). */
+  errorText: 1024,
 } as const;
+
+/** The first `max` UTF-16 units of `text`, never splitting a surrogate pair. */
+function cut(text: string, max: number): string {
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
+
+/**
+ * `text` when it is at most `max` characters, else its start, an ellipsis and its length:
+ * an error built from a hostile input (a 5,000-deep path in ENAMETOOLONG, a megabyte-long
+ * image name) must not be as long as the input.
+ */
+export function boundText(text: string, max: number = Limits.errorText): string {
+  if (text.length <= max) return text;
+  return `${cut(text, max)}… (${text.length} characters)`;
+}
 
 /**
  * Untrusted text for a message: JSON-quoted, cut to `max` characters with the full length
@@ -53,46 +69,10 @@ export const Limits = {
  */
 export function quote(text: string, max: number = Limits.quoted): string {
   if (text.length <= max) return JSON.stringify(text);
-  return `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
+  return `${JSON.stringify(cut(text, max))}… (${text.length} characters)`;
 }
 
 /** A path for a message: whole up to PATH_MAX, so an operator sees the real name, cut past it. */
 export function quotePath(path: string): string {
   return quote(path, Limits.path);
-}
-
-export interface LengthCheck {
-  /** The error code (default `InvalidArgument`). */
-  code?: ErrorCode;
-  /** A credential: its length is said, never a prefix of it. */
-  secret?: boolean;
-}
-
-/**
- * `text` when it is at most `max` characters long, else a GcfsError naming `what` and
- * quoting a prefix (none for a secret). Call it where the text enters.
- */
-export function checkLength(what: string, text: string, max: number, check: LengthCheck = {}): string {
-  if (text.length > max) {
-    const shown = check.secret ? '' : `: ${quote(text)}`;
-    throw new GcfsError(
-      check.code ?? ErrorCode.InvalidArgument,
-      `${what} is ${text.length} characters long, more than ${max}${shown}`,
-    );
-  }
-  return text;
-}
-
-/** Registry credentials as every request carries them (absent fields are empty). */
-export interface CredentialFields {
-  username?: string;
-  password?: string;
-  identityToken?: string;
-}
-
-/** Refuse over-long credentials, without quoting them; call before registering them as secrets. */
-export function checkCredentialLengths(what: string, credential: CredentialFields | undefined): void {
-  for (const field of ['username', 'password', 'identityToken'] as const) {
-    checkLength(`${what}.${field}`, credential?.[field] ?? '', Limits.credential, { secret: true });
-  }
 }

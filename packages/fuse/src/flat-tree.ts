@@ -5,7 +5,8 @@
 // never show, and neither do overlayfs's own trusted.overlay.* xattrs. Nodes are the
 // layers' own, so reads go through the same content path (or the local copy).
 
-import { compareBytes, type LayerNode, OPAQUE_XATTR } from './layer-tree.js';
+import { OPAQUE_VALUE, OPAQUE_XATTR } from '@gcfs/core';
+import { compareBytes, type LayerNode } from './layer-tree.js';
 import { S_IFCHR, S_IFDIR, S_IFMT, type Stat } from './stat.js';
 import { childPath, type FsNode, leafNode, type MountedLayer } from './tree.js';
 
@@ -29,7 +30,7 @@ function isWhiteout(node: LayerNode): boolean {
 }
 
 function isOpaque(node: LayerNode): boolean {
-  return node.inode.xattrs.get(OPAQUE_XATTR)?.toString() === 'y';
+  return node.inode.xattrs.get(OPAQUE_XATTR)?.toString() === OPAQUE_VALUE;
 }
 
 /** `name` under the merged directory made of `dirs`, as overlayfs's lookup finds it. */

@@ -2,7 +2,7 @@
 // sorted children, hard links sharing one inode, whiteouts and opaque directories
 // presented the way overlayfs reads them from a lower layer.
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, OPAQUE_VALUE, OPAQUE_XATTR } from '@gcfs/core';
 import { containerfs } from '@gcfs/proto';
 import {
   makeDev,
@@ -18,9 +18,7 @@ import {
 
 const EntryType = containerfs.EntryType;
 
-/** overlayfs hides the lower layers under a directory carrying this xattr with value `y`. */
-export const OPAQUE_XATTR = 'trusted.overlay.opaque';
-const OPAQUE_VALUE = Buffer.from('y');
+const OPAQUE = Buffer.from(OPAQUE_VALUE);
 
 /** One file system object; hard links are several paths to one Inode. */
 export interface Inode {
@@ -176,7 +174,7 @@ function makeInode(ino: number, entry: containerfs.TocEntry, nlink: number): Ino
   const xattrs = new Map<string, Buffer>(
     Object.entries(entry.xattrs).map(([name, value]) => [name, Buffer.from(value)]),
   );
-  if (entry.opaque) xattrs.set(OPAQUE_XATTR, OPAQUE_VALUE);
+  if (entry.opaque) xattrs.set(OPAQUE_XATTR, OPAQUE);
   const stat = makeStat({
     mode: typeBits | (whiteout ? 0 : entry.mode & 0o7777),
     uid: entry.uid,

@@ -4,7 +4,7 @@
 // `flattened/<ref>/` (the image's layers merged; see flat-tree.ts). The daemon changes it
 // at run time.
 
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, imageDirName, layerDirName, streamedLayerTarget } from '@gcfs/core';
 import type { RemoteBlocks } from './content.js';
 import { flatNode } from './flat-tree.js';
 import { type Inode, type LayerNode, type LayerTable, LayerTree } from './layer-tree.js';
@@ -43,16 +43,6 @@ const ROOT_INO = 1;
 const IMAGES_INO = 2;
 const LAYERS_INO = 3;
 const FLATTENED_INO = 4;
-
-/** `sha256:<hex>` → `sha256=<hex>`, the name of a layer's directory (and of its local copy). */
-export function layerDirName(digest: string): string {
-  return digest.replace(':', '=');
-}
-
-/** `host:5000/repo/app:v1` → `host=5000#repo#app=v1`. */
-export function imageDirName(reference: string): string {
-  return reference.replaceAll('/', '#').replaceAll(':', '=');
-}
 
 /** `name` in directory `dir` of a layer ('' is the root). */
 export function childPath(dir: string, name: string): string {
@@ -296,7 +286,7 @@ export class GcfsTree {
   #imageLink(image: ImageDir, index: number): FsNode | undefined {
     const layer = image.layers[index];
     if (layer === undefined) return undefined;
-    const target = this.#localDirs.get(layer.digest) ?? `../../layers/${layerDirName(layer.digest)}`;
+    const target = this.#localDirs.get(layer.digest) ?? streamedLayerTarget(layer.digest);
     const stat = makeStat({
       mode: S_IFLNK | 0o777,
       uid: 0,

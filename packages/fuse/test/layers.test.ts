@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { layerDirName, streamedLayerTarget } from '@gcfs/core';
 import { diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
-import { layerDirName } from '../src/index.js';
 import { childSnapshot, fixture, mountFixture, sh } from './harness.js';
 import { asLowerLayer, compressionOf, LAYERED } from './images.js';
 
@@ -39,5 +39,5 @@ test('whiteouts are 0:0 char devices, opaque dirs carry the overlay xattr, and n
     await assert.rejects(sh(attempt), /Read-only file system/, attempt);
   }
   const link = await sh(`readlink '${join(mnt, 'images')}'/*/1`);
-  assert.equal(link.stdout.trim(), `../../layers/${layerDirName(fx.layers[1]!)}`);
+  assert.equal(link.stdout.trim(), streamedLayerTarget(fx.layers[1]!));
 });

@@ -3,8 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { layerDirName } from '@gcfs/core';
 import { makeTempDir } from '@gcfs/testkit';
-import { cleanStaleMount, layerDirName, mountGcfs } from '../src/index.js';
+import { cleanStaleMount, mountGcfs } from '../src/index.js';
 import { fixture, mountFixture, sh } from './harness.js';
 import { LAYERED } from './images.js';
 

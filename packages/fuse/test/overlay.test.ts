@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { imageDirName, layerDirName } from '@gcfs/core';
 import {
   type AfterHook,
   diffTrees,
@@ -13,7 +14,7 @@ import {
   type TreeSnapshot,
   tempDirFor,
 } from '@gcfs/testkit';
-import { imageDirName, layerDirName, type ReadEvent } from '../src/index.js';
+import type { ReadEvent } from '../src/index.js';
 import { childSnapshot, type Fixture, fixture, mountFixture, sh } from './harness.js';
 import { applyLayers, compressionOf, LAYERED } from './images.js';
 

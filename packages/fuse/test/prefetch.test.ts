@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCode } from '@gcfs/core';
+import { ErrorCode, layerDirName } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
-import { type BlockFetchEvent, type CacheEvent, layerDirName } from '../src/index.js';
+import type { BlockFetchEvent, CacheEvent } from '../src/index.js';
 import { BLOCK_SIZE, type Fixture, fixture, mountFixture, sh } from './harness.js';
 
 const SPEC: ImageSpec = {

@@ -1,4 +1,12 @@
-import { checkLength, ErrorCode, GcfsError, Limits, redactUrl, registerSecret } from '@gcfs/core';
+import {
+  checkLength,
+  ErrorCode,
+  GcfsError,
+  Limits,
+  redactUrl,
+  registerSecret,
+  SingleFlight,
+} from '@gcfs/core';
 import type { Credential, CredentialSource } from './credentials.js';
 import type { RegistryEventEmitter } from './events.js';
 import { header, readBody, responseError } from './response.js';
@@ -91,7 +99,7 @@ function basic(credential: Credential | undefined): string | undefined {
 export class Authenticator {
   private readonly challenges = new Map<string, Challenge>();
   private readonly tokens = new Map<string, CachedToken>();
-  private readonly pending = new Map<string, Promise<string>>();
+  private readonly pending = new SingleFlight<string, string>();
 
   constructor(
     private readonly transport: Transport,
@@ -127,12 +135,7 @@ export class Authenticator {
     const key = tokenKey(target, scope);
     const cached = this.tokens.get(key);
     if (!fresh && cached && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
-    let pending = this.pending.get(key);
-    if (!pending) {
-      pending = this.fetchToken(target, challenge, scope).finally(() => this.pending.delete(key));
-      this.pending.set(key, pending);
-    }
-    return `Bearer ${await pending}`;
+    return `Bearer ${await this.pending.run(key, () => this.fetchToken(target, challenge, scope))}`;
   }
 
   private async fetchToken(target: AuthTarget, challenge: Challenge, scope: string): Promise<string> {

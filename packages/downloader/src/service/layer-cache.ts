@@ -2,18 +2,18 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import {
   type Digest,
-  digestAlgorithm,
-  digestHex,
   ErrorCode,
   ensurePrivateDir,
   GcfsError,
+  layerDirName,
+  layerOfDirName,
   parseDigest,
+  UNTAR_DIR_PREFIX,
+  untarDirName,
 } from '@gcfs/core';
 
-// Names inside the layer cache dir, as GKE's gcfsd lays it out: a published layer is
+// Names inside the layer cache dir (see @gcfs/core's node-names.ts): a published layer is
 // `sha256=<hex>`, the same layer while it is being untarred `untar_sha256:<hex>`.
-const LAYER_NAME = /^(sha256|sha512)=[0-9a-f]+$/;
-const UNTAR_PREFIX = 'untar_';
 
 /** What a start-up pass over the cache found and did. */
 export interface CacheRecovery {
@@ -36,12 +36,12 @@ export class LayerCache {
 
   /** `<dir>/sha256=<hex>`: the published, complete layer. */
   layerDir(digest: Digest): string {
-    return join(this.dir, `${digestAlgorithm(digest)}=${digestHex(digest)}`);
+    return join(this.dir, layerDirName(digest));
   }
 
   /** `<dir>/untar_sha256:<hex>`: where the layer is unpacked before it is published. */
   untarDir(digest: Digest): string {
-    return join(this.dir, `${UNTAR_PREFIX}${digest}`);
+    return join(this.dir, untarDirName(digest));
   }
 
   /**
@@ -84,11 +84,11 @@ export class LayerCache {
     const removed: string[] = [];
     let layers = 0;
     for (const entry of await readdir(this.dir, { withFileTypes: true })) {
-      if (entry.name.startsWith(UNTAR_PREFIX)) {
+      if (entry.name.startsWith(UNTAR_DIR_PREFIX)) {
         const path = join(this.dir, entry.name);
         await rm(path, { recursive: true, force: true, maxRetries: 3 });
         removed.push(path);
-      } else if (entry.isDirectory() && LAYER_NAME.test(entry.name)) {
+      } else if (entry.isDirectory() && layerOfDirName(entry.name) !== undefined) {
         layers += 1;
       }
     }

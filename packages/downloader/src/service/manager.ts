@@ -1,5 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { abortError, type Digest, describeError, ErrorCode, isGcfsError, parseDigest } from '@gcfs/core';
+import {
+  abortError,
+  type Digest,
+  describeError,
+  ErrorCode,
+  isGcfsError,
+  parseDigest,
+  SingleFlight,
+} from '@gcfs/core';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { DownloadOutcome, DownloadRequest, LayerStatus, PullSecret } from '../types.js';
 import { fetchLayer, type RegistryAccessOptions, type Untar } from './fetch-layer.js';
@@ -39,7 +47,6 @@ interface Job {
   state: 'queued' | 'downloading';
   bytes: number;
   controller: AbortController;
-  outcome: Promise<DownloadOutcome>;
 }
 
 // Failures remembered for GetLayerState; older ones are forgotten first.
@@ -54,6 +61,9 @@ export class LayerDownloader extends EventEmitter<LayerDownloaderEvents> {
   readonly cache: LayerCache;
   readonly #options: LayerDownloaderOptions;
   readonly #limit: LimitFunction;
+  /** Each layer's download (or cache check), shared by every caller of that layer. */
+  readonly #downloads = new SingleFlight<Digest, DownloadOutcome>();
+  /** The downloads past the cache check: what state() reports and cancel() aborts. */
   readonly #jobs = new Map<Digest, Job>();
   readonly #failures = new Map<Digest, { outcome: DownloadOutcome; size: number }>();
   #closed = false;
@@ -82,28 +92,33 @@ export class LayerDownloader extends EventEmitter<LayerDownloaderEvents> {
    */
   async download(request: DownloadRequest): Promise<DownloadOutcome> {
     const digest = this.cache.checkRequest(request.layerId, request.layerDir, request.untarDir);
-    const running = this.#jobs.get(digest);
-    if (running) return running.outcome;
-    if (this.#closed) return failed(abortError(AbortSignal.abort('the downloader is stopping')), 0, 0);
-    if (await this.cache.has(digest)) return present();
-    // Checked again: another call may have started it while we looked at the disk.
-    const raced = this.#jobs.get(digest);
-    if (raced) return raced.outcome;
-
-    // The outcome is set right below: it is the job's own run.
-    const job = {
-      event: { digest, imageName: request.imageName, layerDir: request.layerDir, untarDir: request.untarDir },
-      pullSecret: request.pullSecret,
-      mediaType: request.mediaType ?? '',
-      size: request.size ?? 0,
-      state: 'queued',
-      bytes: 0,
-      controller: new AbortController(),
-    } as Job;
-    this.#jobs.set(digest, job);
-    job.outcome = this.#limit(() => this.#run(job)).finally(() => this.#jobs.delete(digest));
-    this.emit('queued', job.event);
-    return job.outcome;
+    return this.#downloads.run(digest, async () => {
+      const stopping = () => failed(abortError(AbortSignal.abort('the downloader is stopping')), 0, 0);
+      if (this.#closed) return stopping();
+      if (await this.cache.has(digest)) return present();
+      if (this.#closed) return stopping();
+      const job: Job = {
+        event: {
+          digest,
+          imageName: request.imageName,
+          layerDir: request.layerDir,
+          untarDir: request.untarDir,
+        },
+        pullSecret: request.pullSecret,
+        mediaType: request.mediaType ?? '',
+        size: request.size ?? 0,
+        state: 'queued',
+        bytes: 0,
+        controller: new AbortController(),
+      };
+      this.#jobs.set(digest, job);
+      this.emit('queued', job.event);
+      try {
+        return await this.#limit(() => this.#run(job));
+      } finally {
+        this.#jobs.delete(digest);
+      }
+    });
   }
 
   /** Where a layer stands. */
@@ -144,9 +159,8 @@ export class LayerDownloader extends EventEmitter<LayerDownloaderEvents> {
   /** Refuse new downloads, abort the ones under way and wait until they have cleaned up. */
   async close(): Promise<void> {
     this.#closed = true;
-    const jobs = [...this.#jobs.values()];
-    for (const job of jobs) job.controller.abort(new Error('the downloader is stopping'));
-    await Promise.allSettled(jobs.map((job) => job.outcome));
+    for (const job of this.#jobs.values()) job.controller.abort(new Error('the downloader is stopping'));
+    await Promise.allSettled([...this.#jobs.keys()].map((digest) => this.#downloads.get(digest)));
   }
 
   async #run(job: Job): Promise<DownloadOutcome> {

@@ -15,12 +15,9 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { ErrorCode, GcfsError } from '@gcfs/core';
+import { ErrorCode, GcfsError, OPAQUE_VALUE, OPAQUE_XATTR, quotePath } from '@gcfs/core';
 import { parentPath, type TocEntry } from '@gcfs/index';
 import { llistxattr, lremovexattr, lsetxattr, mknod } from '@gcfs/native';
-
-/** overlayfs hides the lower layers under a directory carrying this xattr set to `y`. */
-export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
@@ -92,7 +89,7 @@ export class TreeWriter {
     const found = lstatSync(path, { throwIfNoEntry: false });
     if (found && !found.isDirectory()) {
       if (!this.#whiteouts.delete(dir)) {
-        throw new GcfsError(ErrorCode.HostileTar, `layer entry ${JSON.stringify(dir)} is not a directory`, {
+        throw new GcfsError(ErrorCode.HostileTar, `layer entry ${quotePath(dir)} is not a directory`, {
           details: { entry: dir },
         });
       }
@@ -176,7 +173,7 @@ export class TreeWriter {
     if (!this.#dirs.has(parentPath(entry.linkName))) {
       throw new GcfsError(
         ErrorCode.HostileTar,
-        `hard link ${JSON.stringify(entry.name)} to ${JSON.stringify(entry.linkName)}, which is not in the tree`,
+        `hard link ${quotePath(entry.name)} to ${quotePath(entry.linkName)}, which is not in the tree`,
         { details: { entry: entry.name } },
       );
     }
@@ -226,7 +223,7 @@ export class TreeWriter {
     for (const entry of entries) {
       if (entry.type !== 'dir') continue;
       const path = this.#abs(entry.name);
-      if (entry.opaque) lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
+      if (entry.opaque) lsetxattr(path, OPAQUE_XATTR, Buffer.from(OPAQUE_VALUE));
       const time = timeOf(entry.mtimeSec, entry.mtimeNsec);
       lutimesSync(path, time, time);
       if (this.#fsync) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError } from '@gcfs/core';
+import { ErrorCode, isGcfsError, UNTAR_DIR_PREFIX } from '@gcfs/core';
 import { EVERY_ENTRY_KIND } from '@gcfs/image-builder';
 import { diffTrees, snapshotTree } from '@gcfs/testkit';
 import { describeDownloadRequest } from '../../src/index.js';
@@ -50,7 +50,7 @@ test('a multi-layer image downloads through the gRPC client: each layer dir equa
     assert.equal(state.state, 'done');
   }
   assert.deepEqual(
-    (await readdir(cacheDir)).filter((name) => name.startsWith('untar_')),
+    (await readdir(cacheDir)).filter((name) => name.startsWith(UNTAR_DIR_PREFIX)),
     [],
   );
   assert.equal((await readdir(cacheDir)).length, 3);
@@ -158,4 +158,30 @@ test('the socket is 0600 in a 0700 dir created for it', async (t) => {
   const { socketPath } = await runDownloader(t);
   assert.equal((await stat(socketPath)).mode & 0o777, 0o600);
   assert.equal((await stat(join(socketPath, '..'))).mode & 0o777, 0o700);
+});
+
+test('a layer too deep for the file system fails with a bounded reason, and the downloader still serves', async (t) => {
+  // 2,500 nested directories: a 5 KB path, past PATH_MAX, which cfsd indexes without complaint.
+  const depth = 2_500;
+  const entries = Array.from({ length: depth }, (_, i) => ({
+    type: 'dir' as const,
+    path: Array.from({ length: i + 1 }, () => 'd').join('/'),
+    mode: 0o755,
+  }));
+  const registry = await privateRegistry(t);
+  const pushed = await pushBuilt(t, registry, 'private/deep', {
+    layers: [
+      { compression: 'gzip', longNames: 'pax', entries },
+      { compression: 'gzip', entries: SMALL('fine') },
+    ],
+  });
+  const { client, cacheDir } = await runDownloader(t);
+  const outcome = await client.download(requestFor(cacheDir, pushed.image, pushed.layers[0]!));
+  assert.equal(outcome.succeeded, false);
+  assert.equal(outcome.errorCode, ErrorCode.LayerWrite, outcome.errorReason);
+  assert.match(outcome.errorReason, /ENAMETOOLONG/);
+  assert.ok(outcome.errorReason.length <= 2_100, `${outcome.errorReason.length} characters`);
+  assert.match(outcome.errorReason, /… \(\d+ characters\)/);
+  const fine = await client.download(requestFor(cacheDir, pushed.image, pushed.layers[1]!));
+  assert.equal(fine.succeeded, true);
 });

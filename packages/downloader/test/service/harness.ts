@@ -3,7 +3,7 @@
 // tree GNU tar extracts from the same blob.
 
 import { join } from 'node:path';
-import { type Digest, digestHex, type LayerCompression } from '@gcfs/core';
+import { type Digest, digestHex, type LayerCompression, layerDirName, untarDirName } from '@gcfs/core';
 import { type BuildResult, buildImage, type ImageSpec, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import {
@@ -107,8 +107,8 @@ export function requestFor(
   return {
     imageName: image,
     layerId: layer.digest,
-    layerDir: join(cacheDir, `sha256=${layer.digest.slice('sha256:'.length)}`),
-    untarDir: join(cacheDir, `untar_${layer.digest}`),
+    layerDir: join(cacheDir, layerDirName(layer.digest)),
+    untarDir: join(cacheDir, untarDirName(layer.digest)),
     mediaType: layer.mediaType,
     size: layer.size,
     ...(pullSecret ? { pullSecret } : {}),

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { layerDirName, UNTAR_DIR_PREFIX } from '@gcfs/core';
 import type { Entry } from '@gcfs/image-builder';
 import {
   type AfterHook,
@@ -141,15 +142,14 @@ test(`kill -9 of gcfsd --downloader at random points of the untar (${TRIALS} tri
 
     // Whatever the moment, a layer dir is there whole or not at all.
     const names = await readdir(setup.cacheDir);
-    if (names.includes(`sha256=${layer.digest.slice(7)}`))
-      await assertPublishedLayer(setup, `trial ${trial}`);
+    if (names.includes(layerDirName(layer.digest))) await assertPublishedLayer(setup, `trial ${trial}`);
     else killedMidway += 1;
     assert.ok((await lstat(setup.socketPath)).isSocket(), 'the dead process left its socket');
 
     // The restart replaces the stale socket, removes the leftovers; a retry completes the layer.
     child = await startGcfsd(t, setup);
     assert.deepEqual(
-      (await readdir(setup.cacheDir)).filter((name) => name.startsWith('untar_')),
+      (await readdir(setup.cacheDir)).filter((name) => name.startsWith(UNTAR_DIR_PREFIX)),
       [],
       `trial ${trial}: untar_* removed at start`,
     );

@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { LayerCompression } from '@gcfs/core';
+import { type LayerCompression, OPAQUE_VALUE, OPAQUE_XATTR } from '@gcfs/core';
 import { buildImage, type Entry, type LongNameFormat } from '@gcfs/image-builder';
 import { decompressLayer } from '@gcfs/index';
 import type { TreeNode, TreeSnapshot } from '@gcfs/testkit';
-import { OPAQUE_XATTR, type UntarOptions, type UntarStats, untarLayer } from '../../src/untar/index.js';
+import { type UntarOptions, type UntarStats, untarLayer } from '../../src/untar/index.js';
 
 export const run = promisify(execFile);
 
@@ -78,7 +78,7 @@ export function overlayView(extracted: TreeSnapshot): TreeSnapshot {
     // A whiteout next to a directory of this layer: the lower directory is replaced.
     const markers = [`${path}/${OPAQUE}`, joined(`${WHITEOUT}${name}`)];
     if (node.type === 'dir' && markers.some((marker) => extracted.has(marker))) {
-      copy.xattrs[OPAQUE_XATTR] = Buffer.from('y').toString('base64');
+      copy.xattrs[OPAQUE_XATTR] = Buffer.from(OPAQUE_VALUE).toString('base64');
     }
     view.set(path, copy);
   }

@@ -166,6 +166,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       },
       logger,
       onDownload: (result) => metrics.downloaded(result),
+      onLayerTransition: (_from, to) => metrics.layerTransition(to),
       downloadsAfter:
         config.download_quiet_period > 0
           ? (signal) => activity.quiet({ quietMs: config.download_quiet_period, maxMs: 30_000, signal })
@@ -175,6 +176,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     metrics.watch({
       imagesInUse: () => registrar.inUse().images.size,
       downloadsInFlight: () => registrar.downloadsInFlight,
+      layers: () => registrar.layerCounts(),
     });
     const restored = await registrar.restore();
     if (restored > 0) logger.info(`Restored ${restored} images in use`, { db: config.images_in_use_db_path });

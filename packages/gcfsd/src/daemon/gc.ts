@@ -1,22 +1,22 @@
 // Garbage collection every --gc_period: images no longer in use leave the tree, and layers
-// no image in use needs leave the tree and the layer cache dir. What is in use is decided
-// under the registrar's lock, so an image being registered is never half-collected.
+// no image in use needs leave the tree and the layer cache dir. The registrar decides what
+// is unused and applies it under its own lock (collect()), so an image being registered is
+// never half-collected; GC brings the cache dir's listing, removes dirs, logs and counts.
 
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { formatDuration } from '@gcfs/cli';
 import { describeError, type Logger } from '@gcfs/core';
 import { cachedLayerDir, listCachedLayers } from './layer-dirs.js';
-import type { Mutex } from './mutex.js';
+import type { Unused } from './registrar.js';
 
-/** What GC looks at and removes (the Registrar). */
+/** What GC asks of the registrar. */
 export interface GcSubject {
-  readonly lock: Mutex;
-  inUse(): { images: Set<string>; layers: Set<string> };
-  treeImages(): string[];
-  treeLayers(): string[];
-  removeImage(name: string): void;
-  removeLayer(digest: string): void;
+  /**
+   * Take what no image in use needs out of the tree (`cached`: the layers in the cache dir,
+   * considered too), then call `removeDirs` while nothing can start using them again.
+   */
+  collect(cached: readonly string[], removeDirs: (unused: Unused) => Promise<void>): Promise<Unused>;
 }
 
 export interface GcResult {
@@ -93,21 +93,16 @@ export class GarbageCollector {
     const started = performance.now();
     logger.info('fsRoot.GC() started', { ...fields, timestamp: new Date().toISOString() });
     try {
-      const result = await subject.lock.run(async () => {
-        const inUse = subject.inUse();
-        const images = subject.treeImages().filter((name) => !inUse.images.has(name));
-        const cached = await listCachedLayers(cacheDir);
-        const layers = [...new Set([...subject.treeLayers(), ...cached])].filter(
-          (digest) => !inUse.layers.has(digest),
+      const { images, layers } = await subject.collect(await listCachedLayers(cacheDir), async (unused) => {
+        logger.info(
+          `Found layersToRemove=${goSet(unused.layers)}, imagesToRemove=${goSet(unused.images)}`,
+          fields,
         );
-        logger.info(`Found layersToRemove=${goSet(layers)}, imagesToRemove=${goSet(images)}`, fields);
-        for (const name of images) subject.removeImage(name);
-        for (const digest of layers) {
-          subject.removeLayer(digest);
+        for (const digest of unused.layers) {
           await rm(cachedLayerDir(cacheDir, digest), { recursive: true, force: true, maxRetries: 3 });
         }
-        return { images, layers, ms: performance.now() - started };
       });
+      const result = { images, layers, ms: performance.now() - started };
       logger.info('fsRoot.GC() finished', {
         ...fields,
         duration: goShortDuration(result.ms),

@@ -5,6 +5,7 @@ export * from './images-in-use.js';
 export * from './k8s-events.js';
 export * from './layer-dirs.js';
 export * from './layer-downloads.js';
+export * from './layer-state.js';
 export * from './metrics.js';
 export * from './prefetch.js';
 export * from './pull-secrets.js';

@@ -1,15 +1,18 @@
 // Background downloads of whole layers through `gcfsd --downloader`: one per layer however
 // many images share it, retried while the downloader is away (it may start after us, or
 // restart), and reported so that the layer's reads and symlinks switch to the local copy.
+// A layer the downloader fails 3 times (or whose blob does not match its digest) is given
+// up: the registrar marks it failed (layer-state.ts) and it stays streamed.
 
 import {
   type BackoffOptions,
-  backoffDelay,
+  boundText,
   describeError,
   ErrorCode,
   isGcfsError,
   type Logger,
-  sleep,
+  retryUntilStopped,
+  SingleFlight,
 } from '@gcfs/core';
 import type { DownloadOutcome, DownloadRequest, PullSecret } from '@gcfs/downloader';
 import type { LayerRecord } from './images-in-use.js';
@@ -39,6 +42,8 @@ export interface LayerDownloadsOptions {
   logger: Logger;
   /** The layer is complete at `dir`. */
   onLocal: (layer: string, dir: string) => void;
+  /** The downloader failed `maxFailedAttempts` times (or the blob does not match its digest). */
+  onGiveUp: (layer: string, failure: { reason: string; code: string; attempts: number }) => void;
   onResult?: (result: DownloadResult) => void;
   /** Attempts of a download the downloader answered with a failure (default 3). */
   maxFailedAttempts?: number;
@@ -47,7 +52,7 @@ export interface LayerDownloadsOptions {
 
 export class LayerDownloads {
   readonly #options: LayerDownloadsOptions;
-  readonly #running = new Map<string, Promise<void>>();
+  readonly #running = new SingleFlight<string, void>();
   readonly #stop = new AbortController();
 
   constructor(options: LayerDownloadsOptions) {
@@ -60,12 +65,7 @@ export class LayerDownloads {
 
   /** Download `layer` of `image` unless it is already under way; never rejects. */
   start(image: string, layer: LayerRecord, credential: PullCredential): Promise<void> {
-    let running = this.#running.get(layer.digest);
-    if (running === undefined) {
-      running = this.#run(image, layer, credential).finally(() => this.#running.delete(layer.digest));
-      this.#running.set(layer.digest, running);
-    }
-    return running;
+    return this.#running.run(layer.digest, () => this.#run(image, layer, credential));
   }
 
   /** Stop retrying; downloads in progress finish in the downloader, unobserved. */
@@ -88,53 +88,50 @@ export class LayerDownloads {
     };
     logger.info('Async layer download started', { image, layer: layer.digest, module: 'filesystem_lib' });
     const maxFailed = this.#options.maxFailedAttempts ?? 3;
-    const backoff = this.#options.backoff ?? { initialMs: 500, maxMs: 30_000 };
     let failed = 0;
-    for (let attempt = 1; !this.#stop.signal.aborted; attempt++) {
-      let outcome: DownloadOutcome;
-      try {
-        outcome = await this.#options.downloader.download(request);
-      } catch (err) {
-        // Unreachable downloader: wait for it as long as the daemon runs.
-        const unavailable = isGcfsError(err, ErrorCode.DownloaderUnavailable);
-        logger.warn('Layer download request failed', { ...fields, attempt, error: describeError(err) });
-        if (!unavailable && ++failed >= maxFailed) break;
-        if (!(await this.#pause(attempt, backoff))) return;
-        continue;
-      }
-      const succeeded = outcome.succeeded;
-      const level = succeeded ? 'info' : 'error';
-      logger[level](`Layer download/untar done (succeeded=${succeeded})`, {
-        ...fields,
-        ...(succeeded ? {} : { error: outcome.errorReason, error_code: outcome.errorCode }),
-        hasMismatchedHash: outcome.hasMismatchedHash,
-      });
-      this.#options.onResult?.({
-        image,
-        layer: layer.digest,
-        succeeded,
-        alreadyPresent: outcome.alreadyPresent,
-        bytes: outcome.bytes,
-        seconds: outcome.seconds,
-      });
-      if (succeeded) {
-        this.#options.onLocal(layer.digest, dir);
-        return;
-      }
-      // A blob that does not match its digest will not match next time either.
-      if (outcome.hasMismatchedHash || ++failed >= maxFailed) break;
-      if (!(await this.#pause(attempt, backoff))) return;
-    }
-    logger.error('Giving up downloading the layer: it stays streamed from cfsd', fields);
-  }
-
-  /** Wait before the next attempt; false once the daemon stops. */
-  async #pause(attempt: number, backoff: BackoffOptions): Promise<boolean> {
-    try {
-      await sleep(backoffDelay(attempt, backoff), this.#stop.signal);
+    const giveUp = (reason: string, code: string) => {
+      this.#options.onGiveUp(layer.digest, { reason: boundText(reason), code, attempts: failed });
       return true;
-    } catch {
-      return false;
-    }
+    };
+    await retryUntilStopped(
+      async (attempt) => {
+        let outcome: DownloadOutcome;
+        try {
+          outcome = await this.#options.downloader.download(request);
+        } catch (err) {
+          // Unreachable downloader: wait for it as long as the daemon runs.
+          const error = describeError(err);
+          logger.warn('Layer download request failed', { ...fields, attempt, error });
+          if (isGcfsError(err, ErrorCode.DownloaderUnavailable) || ++failed < maxFailed) return false;
+          return giveUp(error, isGcfsError(err) ? err.code : ErrorCode.Internal);
+        }
+        const succeeded = outcome.succeeded;
+        // The downloader bounds its answer; an older or hostile one is bounded here.
+        const reason = boundText(outcome.errorReason);
+        const level = succeeded ? 'info' : 'error';
+        logger[level](`Layer download/untar done (succeeded=${succeeded})`, {
+          ...fields,
+          ...(succeeded ? {} : { error: reason, error_code: outcome.errorCode }),
+          hasMismatchedHash: outcome.hasMismatchedHash,
+        });
+        this.#options.onResult?.({
+          image,
+          layer: layer.digest,
+          succeeded,
+          alreadyPresent: outcome.alreadyPresent,
+          bytes: outcome.bytes,
+          seconds: outcome.seconds,
+        });
+        if (succeeded) {
+          this.#options.onLocal(layer.digest, dir);
+          return true;
+        }
+        failed++;
+        // A blob that does not match its digest will not match next time either.
+        if (outcome.hasMismatchedHash || failed >= maxFailed) return giveUp(reason, outcome.errorCode);
+        return false;
+      },
+      { backoff: this.#options.backoff ?? { initialMs: 500, maxMs: 30_000 }, signal: this.#stop.signal },
+    );
   }
 }

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { GcResult } from './gc.js';
 import type { DownloadResult } from './layer-downloads.js';
+import { LAYER_STATES, type LayerState } from './layer-state.js';
 
 export interface ClientLabels {
   client_name: string;
@@ -27,6 +28,7 @@ export async function resolveClientUid(flag: string, machineIdPath = '/etc/machi
 export interface GaugeSources {
   imagesInUse(): number;
   downloadsInFlight(): number;
+  layers(): Record<LayerState, number>;
 }
 
 export class DaemonMetrics {
@@ -44,6 +46,8 @@ export class DaemonMetrics {
   readonly downloadBytes: Counter;
   readonly downloadSeconds: Histogram;
   readonly downloadsInFlight: Gauge;
+  readonly layers: Gauge<'state'>;
+  readonly downloadsGivenUp: Counter;
   readonly gcRuns: Counter;
   readonly gcRemoved: Counter<'kind'>;
   readonly gcSeconds: Histogram;
@@ -124,6 +128,21 @@ export class DaemonMetrics {
         this.set(sources()?.downloadsInFlight() ?? 0);
       },
     });
+    this.layers = new Gauge({
+      name: 'gcfsd_layers',
+      help: 'Layers on the node, by state (attached, streamed, downloading, local, failed)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts = sources()?.layers();
+        for (const state of LAYER_STATES) this.set({ state }, counts?.[state] ?? 0);
+      },
+    });
+    this.downloadsGivenUp = new Counter({
+      name: 'gcfsd_layer_downloads_given_up_total',
+      help: 'Layers the downloader failed too often: they stay streamed until registered again or gcfsd restarts',
+      registers,
+    });
     this.gcRuns = new Counter({ name: 'gcfsd_gc_runs_total', help: 'Garbage collection passes', registers });
     this.gcRemoved = new Counter({
       name: 'gcfsd_gc_removed_total',
@@ -174,6 +193,11 @@ export class DaemonMetrics {
     this.downloads.inc({ result: outcome });
     this.downloadBytes.inc(result.bytes);
     if (result.succeeded && !result.alreadyPresent) this.downloadSeconds.observe(result.seconds);
+  }
+
+  /** A layer changed state to `to` (the registrar's onLayerTransition; undefined: removed). */
+  layerTransition(to: LayerState | undefined): void {
+    if (to === 'failed') this.downloadsGivenUp.inc();
   }
 
   collected(result: GcResult): void {

@@ -4,15 +4,18 @@
 // reads as they land, its blocks prefetched and its start-up reads recorded for cfsd's
 // prefetch reports (prefetch.ts, read-reports.ts). At start the DB's images are put back in
 // the tree at once, before cfsd answers, because snapshots already mounted use their paths.
+// Each layer's life (attached, streamed, downloading, local, failed) is one state machine
+// (layer-state.ts); GC asks collect() for what no image in use needs, under our lock.
 
 import {
   type BackoffOptions,
-  backoffDelay,
   describeError,
   ErrorCode,
   GcfsError,
+  imageDirName,
   type Logger,
-  sleep,
+  retryUntilStopped,
+  SingleFlight,
 } from '@gcfs/core';
 import { parseReference } from '@gcfs/registry';
 import type { ImageRecord, ImagesInUse } from './images-in-use.js';
@@ -23,6 +26,7 @@ import {
   LayerDownloads,
   type PullCredential,
 } from './layer-downloads.js';
+import { type LayerState, LayerStates } from './layer-state.js';
 import { Mutex } from './mutex.js';
 import { type PrefetchBlocks, prefetchImage } from './prefetch.js';
 import type { ReadReporter } from './read-reports.js';
@@ -76,6 +80,8 @@ export interface RegistrarOptions {
   prefetch: false | { budgetBytes: number; reads: ReadReporter };
   logger: Logger;
   onDownload?: (result: DownloadResult) => void;
+  /** Every layer state transition (`to` undefined: GC removed it), for metrics. */
+  onLayerTransition?: (from: LayerState | undefined, to: LayerState | undefined) => void;
   /**
    * Resolves when a newly registered image's downloads may start (after a pause in its
    * on-demand reads, see read-activity.ts); default at once. Restored images never wait.
@@ -83,11 +89,15 @@ export interface RegistrarOptions {
   downloadsAfter?: (signal: AbortSignal) => Promise<void>;
   /** Pace of AuthImage retries for images restored from the DB. */
   restoreBackoff?: BackoffOptions;
+  /** Pace and patience of layer downloads (see layer-downloads.ts). */
+  downloadBackoff?: BackoffOptions;
+  maxFailedDownloads?: number;
 }
 
-/** images/<name with '/' → '#', ':' → '='>, as GKE's gcfsd names image dirs. */
-export function imageDirName(name: string): string {
-  return name.replaceAll('/', '#').replaceAll(':', '=');
+/** What GC removed (or, before it is applied, found unused). */
+export interface Unused {
+  images: string[];
+  layers: string[];
 }
 
 /** The name an image is registered under: its normalized reference. */
@@ -100,23 +110,31 @@ export class Registrar {
   readonly #downloads: LayerDownloads;
   /** Images in the tree, in use or not (GC removes those that are not). */
   readonly #images = new Map<string, { record: ImageRecord; inUse: boolean }>();
-  /** Layers of the images in the tree; #served: those whose layers/ dir is there too. */
-  readonly #layers = new Set<string>();
-  readonly #served = new Set<string>();
-  readonly #serving = new Map<string, Promise<void>>();
-  readonly #local = new Set<string>();
-  /** Held by a registration's tree changes and by GC, so GC never sees half an image. */
-  readonly lock = new Mutex();
+  readonly #layers: LayerStates;
+  /** Layers whose index is being loaded from cfsd (for layers/<digest>). */
+  readonly #indexing = new SingleFlight<string, void>();
+  /** Held by a registration's tree changes and by collect(), so GC never sees half an image. */
+  readonly #lock = new Mutex();
   readonly #stop = new AbortController();
 
   constructor(options: RegistrarOptions) {
     this.#o = options;
+    this.#layers = new LayerStates({ logger: options.logger, onTransition: options.onLayerTransition });
     this.#downloads = new LayerDownloads({
       downloader: options.downloader,
       cacheDir: options.cacheDir,
       logger: options.logger,
       onLocal: (digest, dir) => this.#useLocal(digest, dir),
+      onGiveUp: (digest, failure) =>
+        this.#layers.transition(digest, ['downloading'], 'failed', {
+          reason: failure.reason,
+          error_code: failure.code,
+          attempts: failure.attempts,
+          next: 'stays streamed from cfsd; downloaded again when an image naming it is registered again or gcfsd restarts',
+        }),
       onResult: options.onDownload,
+      backoff: options.downloadBackoff,
+      maxFailedAttempts: options.maxFailedDownloads,
     });
   }
 
@@ -145,16 +163,21 @@ export class Registrar {
       session,
       record.layers.map((layer) => layer.digest),
     );
+    // Claimed until the image is in the tree or the registration failed: GC keeps its hands
+    // off them meanwhile, and collects what a failed registration added to layers/.
+    for (const { digest } of record.layers) this.#layers.attach(digest, { image: name }, true);
     try {
-      await this.#serveLayers(record);
+      await this.#indexLayers(record);
+      await this.#lock.run(async () => {
+        await this.#o.db.put(record);
+        await this.#attach(record);
+      });
     } catch (err) {
       if (!this.#images.has(name)) this.#o.sessions.delete(name);
       throw err;
+    } finally {
+      for (const { digest } of record.layers) this.#layers.release(digest);
     }
-    await this.lock.run(async () => {
-      await this.#o.db.put(record);
-      await this.#attach(record);
-    });
     void this.#startDownloadsLater(record, credential);
     if (this.#o.prefetch) {
       // Registration comes just before the container starts: what it reads now is what
@@ -171,7 +194,7 @@ export class Registrar {
   /** Mark the image unused (GC removes it from the tree); false when it was not in use. */
   async unregister(image: string): Promise<boolean> {
     const name = this.#images.has(image) ? image : imageName(image);
-    return this.lock.run(async () => {
+    return this.#lock.run(async () => {
       const removed = await this.#o.db.remove(name);
       const entry = this.#images.get(name);
       if (entry === undefined || !entry.inUse) return removed;
@@ -187,7 +210,7 @@ export class Registrar {
   async restore(): Promise<number> {
     const { images, invalid } = this.#o.db.list();
     for (const key of invalid) this.#o.logger.warn('Ignoring an unreadable images-in-use record', { key });
-    await this.lock.run(async () => {
+    await this.#lock.run(async () => {
       for (const record of images) await this.#attach(record);
     });
     for (const record of images) {
@@ -212,10 +235,20 @@ export class Registrar {
   layerServable(name: string, index: number): boolean {
     const entry = this.#images.get(name);
     const digest = entry?.inUse ? entry.record.layers[index]?.digest : undefined;
-    return digest !== undefined && (this.#local.has(digest) || this.#served.has(digest));
+    return digest !== undefined && this.#layers.servable(digest);
   }
 
-  /** Images and layers the tree must keep. */
+  /** Where a layer stands on this node (undefined: not here). */
+  layerState(digest: string): LayerState | undefined {
+    return this.#layers.state(digest);
+  }
+
+  /** Layers per state (a gauge). */
+  layerCounts(): Record<LayerState, number> {
+    return this.#layers.counts();
+  }
+
+  /** Images in use, and the layers they need. */
   inUse(): { images: Set<string>; layers: Set<string> } {
     const images = new Set<string>();
     const layers = new Set<string>();
@@ -227,24 +260,32 @@ export class Registrar {
     return { images, layers };
   }
 
-  treeImages(): string[] {
-    return [...this.#images.keys()];
-  }
-
-  treeLayers(): string[] {
-    return [...this.#layers];
-  }
-
-  removeImage(name: string): void {
-    this.#o.tree.removeImage(name);
-    this.#o.sessions.delete(name);
-    this.#images.delete(name);
-  }
-
-  removeLayer(digest: string): void {
-    if (this.#layers.delete(digest)) this.#o.tree.removeLayer(digest);
-    this.#served.delete(digest);
-    this.#local.delete(digest);
+  /**
+   * GC's one call, under the lock that registrations hold: take the images no longer in use
+   * and the layers none in use needs (known here or in `cached`, the cache dir's) out of the
+   * tree, then let `removeDirs` delete their cache dirs before anything can use them again.
+   */
+  collect(cached: readonly string[], removeDirs: (unused: Unused) => Promise<void>): Promise<Unused> {
+    return this.#lock.run(async () => {
+      const inUse = this.inUse();
+      const images = [...this.#images.keys()].filter((name) => !inUse.images.has(name));
+      const layers = [...new Set([...this.#layers.digests(), ...cached])].filter(
+        (digest) => !inUse.layers.has(digest) && !this.#layers.claimed(digest),
+      );
+      for (const name of images) {
+        this.#o.tree.removeImage(name);
+        this.#o.sessions.delete(name);
+        this.#images.delete(name);
+      }
+      for (const digest of layers) {
+        if (this.#layers.state(digest) === undefined) continue;
+        this.#o.tree.removeLayer(digest);
+        this.#layers.remove(digest, { reason: 'no image in use needs it' });
+      }
+      const unused = { images, layers };
+      await removeDirs(unused);
+      return unused;
+    });
   }
 
   get downloadsInFlight(): number {
@@ -257,19 +298,16 @@ export class Registrar {
   }
 
   /** Put each layer under layers/ (asks cfsd for its table of contents). */
-  async #serveLayers(record: ImageRecord): Promise<void> {
+  async #indexLayers(record: ImageRecord): Promise<void> {
     // All layers' tables at once (one round trip, not one per layer), each asked for once.
     await Promise.all(
       record.layers.map(({ digest }) => {
-        if (this.#served.has(digest)) return undefined;
-        let pending = this.#serving.get(digest);
-        if (pending === undefined) {
-          pending = this.#o.tree.addLayer(digest).then(() => void this.#served.add(digest));
-          const forget = () => this.#serving.delete(digest);
-          pending.then(forget, forget);
-          this.#serving.set(digest, pending);
-        }
-        return pending;
+        if (this.#layers.indexed(digest)) return undefined;
+        return this.#indexing.run(digest, async () => {
+          await this.#o.tree.addLayer(digest);
+          // GC removed the layer while cfsd answered: out of the tree again.
+          if (!this.#layers.markIndexed(digest)) this.#o.tree.removeLayer(digest);
+        });
       }),
     );
   }
@@ -277,8 +315,8 @@ export class Registrar {
   /** The image's symlinks, to local layers where they are in the cache dir already. */
   async #attach(record: ImageRecord): Promise<void> {
     for (const { digest } of record.layers) {
-      this.#layers.add(digest);
-      if (!this.#local.has(digest) && (await isCachedLayer(this.#o.cacheDir, digest))) {
+      this.#layers.attach(digest, { image: record.name });
+      if (this.#layers.state(digest) !== 'local' && (await isCachedLayer(this.#o.cacheDir, digest))) {
         this.#useLocal(digest, cachedLayerDir(this.#o.cacheDir, digest));
       }
     }
@@ -291,14 +329,20 @@ export class Registrar {
 
   #useLocal(digest: string, dir: string): void {
     // A layer GC removed while its download ran is not served again.
-    if (!this.#layers.has(digest)) return;
-    this.#local.add(digest);
-    this.#o.tree.useLocalLayer(digest, dir);
+    if (
+      this.#layers.transition(digest, ['attached', 'streamed', 'downloading', 'failed'], 'local', { dir })
+    ) {
+      this.#o.tree.useLocalLayer(digest, dir);
+    }
   }
 
+  /** Download the image's layers that are neither local nor on their way (a failed one again). */
   #startDownloads(record: ImageRecord, credential: PullCredential): void {
     for (const layer of record.layers) {
-      if (!this.#local.has(layer.digest)) void this.#downloads.start(record.name, layer, credential);
+      const fields = { image: record.name };
+      if (this.#layers.transition(layer.digest, ['attached', 'streamed', 'failed'], 'downloading', fields)) {
+        void this.#downloads.start(record.name, layer, credential);
+      }
     }
   }
 
@@ -325,41 +369,40 @@ export class Registrar {
   }
 
   async #authorizeInBackground(name: string, credential: PullCredential): Promise<void> {
-    const backoff = this.#o.restoreBackoff ?? { initialMs: 1_000, maxMs: 60_000 };
-    for (let attempt = 1; !this.#stop.signal.aborted; attempt++) {
-      // Registered again meanwhile (a fresh session), or no longer used: nothing to do.
-      if (this.#o.sessions.get(name) !== undefined || this.#images.get(name)?.inUse !== true) return;
-      try {
-        const session = await this.#o.cfsd.authImage(name, credential, { wait: false });
-        const entry = this.#images.get(name);
-        if (entry?.inUse !== true || this.#o.sessions.get(name) !== undefined) {
-          session.close();
-          return;
+    // Registered again meanwhile (a fresh session), or no longer used: nothing to do.
+    const settled = () => this.#o.sessions.get(name) !== undefined || this.#images.get(name)?.inUse !== true;
+    await retryUntilStopped(
+      async (attempt) => {
+        if (settled()) return true;
+        try {
+          const session = await this.#o.cfsd.authImage(name, credential, { wait: false });
+          const entry = this.#images.get(name);
+          if (entry === undefined || settled()) {
+            session.close();
+            return true;
+          }
+          // Its layers' tables come through this session: a failure below drops it and retries.
+          this.#o.sessions.set(
+            name,
+            session,
+            entry.record.layers.map((layer) => layer.digest),
+          );
+          await this.#indexLayers(entry.record);
+          this.#o.logger.info('Restored image authorized with cfsd', { image: name, attempt });
+          await this.#prefetch(name, session);
+          return true;
+        } catch (err) {
+          this.#o.sessions.delete(name);
+          this.#o.logger.warn('AuthImage of a restored image failed; retrying', {
+            image: name,
+            attempt,
+            error: describeError(err),
+          });
+          return false;
         }
-        // Its layers' tables come through this session: a failure below drops it and retries.
-        this.#o.sessions.set(
-          name,
-          session,
-          entry.record.layers.map((layer) => layer.digest),
-        );
-        await this.#serveLayers(entry.record);
-        this.#o.logger.info('Restored image authorized with cfsd', { image: name, attempt });
-        await this.#prefetch(name, session);
-        return;
-      } catch (err) {
-        this.#o.sessions.delete(name);
-        this.#o.logger.warn('AuthImage of a restored image failed; retrying', {
-          image: name,
-          attempt,
-          error: describeError(err),
-        });
-      }
-      try {
-        await sleep(backoffDelay(attempt, backoff), this.#stop.signal);
-      } catch {
-        return;
-      }
-    }
+      },
+      { backoff: this.#o.restoreBackoff ?? { initialMs: 1_000, maxMs: 60_000 }, signal: this.#stop.signal },
+    );
   }
 
   async #prefetch(name: string, session: SessionLike): Promise<void> {
@@ -367,7 +410,10 @@ export class Registrar {
     if (!this.#o.prefetch || prefetch === undefined) return;
     await prefetchImage(name, session, {
       prefetch,
-      streamed: (layer) => this.#layers.has(layer) && !this.#local.has(layer),
+      streamed: (layer) => {
+        const state = this.#layers.state(layer);
+        return state !== undefined && state !== 'local';
+      },
       budgetBytes: this.#o.prefetch.budgetBytes,
       logger: this.#o.logger,
     });
@@ -381,7 +427,7 @@ export class Registrar {
       name,
       path: `images/${imageDirName(name)}`,
       manifestDigest: record.manifestDigest,
-      layers: record.layers.map(({ digest }) => ({ digest, local: this.#local.has(digest) })),
+      layers: record.layers.map(({ digest }) => ({ digest, local: this.#layers.state(digest) === 'local' })),
       registeredAt: record.registeredAt,
     };
   }

@@ -4,10 +4,10 @@
 // under snapshots that already exist.
 
 import { join } from 'node:path';
-import { ErrorCode, GcfsError, parseDigest, sleep } from '@gcfs/core';
+import { ErrorCode, GcfsError, imageDirName, parseDigest, SingleFlight, sleep } from '@gcfs/core';
 import { ImageReference, parseReference } from '@gcfs/registry';
 import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
-import { imageDirName, type RegisteredImage, type Registrar } from './registrar.js';
+import type { RegisteredImage, Registrar } from './registrar.js';
 
 /** The name a remote layer's image is registered under: `<registry>/<repository>@<manifest digest>`. */
 export function streamedImageName(layer: Pick<RemoteLayerRef, 'imageRef' | 'manifestDigest'>): string {
@@ -33,7 +33,7 @@ export interface StreamedLayersOptions {
 export class StreamedLayers implements RemoteLayers {
   readonly #o: StreamedLayersOptions;
   /** Registrations under way, so that concurrent pulls of an image register it once. */
-  readonly #registering = new Map<string, Promise<RegisteredImage>>();
+  readonly #registering = new SingleFlight<string, RegisteredImage>();
 
   constructor(options: StreamedLayersOptions) {
     this.#o = options;
@@ -67,16 +67,10 @@ export class StreamedLayers implements RemoteLayers {
   }
 
   #register(name: string, layer: RemoteLayerRef): Promise<RegisteredImage> {
-    let pending = this.#registering.get(name);
-    if (pending === undefined) {
-      pending = this.#o.registrar.register(name).then((image) => {
-        this.#o.onRegistered?.(image, layer);
-        return image;
-      });
-      const forget = () => this.#registering.delete(name);
-      pending.then(forget, forget);
-      this.#registering.set(name, pending);
-    }
-    return pending;
+    return this.#registering.run(name, async () => {
+      const image = await this.#o.registrar.register(name);
+      this.#o.onRegistered?.(image, layer);
+      return image;
+    });
   }
 }

@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { CfsdClient } from '@gcfs/cfsd-client';
-import { createLogger, digestOf } from '@gcfs/core';
+import { createLogger, digestOf, imageDirName, layerDirName, untarDirName } from '@gcfs/core';
 import { DownloaderClient } from '@gcfs/downloader';
-import { GcfsTree, imageDirName } from '@gcfs/fuse';
+import { GcfsTree } from '@gcfs/fuse';
 import { tempDirFor } from '@gcfs/testkit';
 import { GarbageCollector } from '../../src/daemon/gc.js';
 import { openImagesInUse } from '../../src/daemon/images-in-use.js';
 import { cachedLayerDir, untarLayerDir } from '../../src/daemon/layer-dirs.js';
-import { Mutex } from '../../src/daemon/mutex.js';
 import { PullSecrets } from '../../src/daemon/pull-secrets.js';
 import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
 import { SessionPool } from '../../src/daemon/sessions.js';
@@ -103,7 +102,7 @@ describe('garbage collection', () => {
     const names = (await readdir(cacheDir)).sort();
     assert.deepEqual(
       names,
-      ['README', ...[A, B, D].map((d) => d.replace(':', '=')), `untar_${digestOf('being unpacked')}`].sort(),
+      ['README', ...[A, B, D].map(layerDirName), untarDirName(digestOf('being unpacked'))].sort(),
     );
     assert.ok(
       lines.some((l) => l.includes(`msg="Found layersToRemove=map[${C}:true], imagesToRemove=map[]"`)),
@@ -129,7 +128,7 @@ describe('garbage collection', () => {
     assert.equal(tree.lookup(`/images/${imageDirName(one)}/0`)?.linkTarget, cachedLayerDir(cacheDir, A));
     assert.deepEqual(
       (await readdir(cacheDir)).filter((name) => name.startsWith('sha256=')).sort(),
-      [A, B].map((d) => d.replace(':', '=')).sort(),
+      [A, B].map(layerDirName).sort(),
     );
     assert.deepEqual((await gc.run()).layers, [], 'a pass with nothing unused removes nothing');
   });
@@ -139,14 +138,7 @@ describe('garbage collection', () => {
     const log = new PassThrough();
     log.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
     const logger = createLogger({ destination: log });
-    const subject = {
-      lock: new Mutex(),
-      inUse: () => ({ images: new Set<string>(), layers: new Set<string>() }),
-      treeImages: () => [],
-      treeLayers: () => [],
-      removeImage: () => {},
-      removeLayer: () => {},
-    };
+    const subject = { collect: async () => ({ images: [], layers: [] }) };
     const periodic = new GarbageCollector({ subject, cacheDir: '/nonexistent', logger, periodMs: 180_000 });
     periodic.start();
     periodic.stop();

@@ -11,14 +11,14 @@ import { promisify } from 'node:util';
 import { startCfsd } from '@gcfs/cfsd';
 import { CfsdClient } from '@gcfs/cfsd-client';
 import { parseFlags } from '@gcfs/cli';
-import { createLogger } from '@gcfs/core';
+import { createLogger, imageDirName } from '@gcfs/core';
 import { DownloaderClient } from '@gcfs/downloader';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { buildImage, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import { type AfterHook, makeTempDir, startRegistry, tempDirFor } from '@gcfs/testkit';
 import { fuseMounter } from '../../src/daemon/fuse-tree.js';
-import { imageDirName, type RunningDaemon, startDaemon } from '../../src/daemon/index.js';
+import { type RunningDaemon, startDaemon } from '../../src/daemon/index.js';
 import { GCFSD_FLAGS } from '../../src/flags.js';
 
 const run = promisify(execFile);

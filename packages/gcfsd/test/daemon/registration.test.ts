@@ -11,12 +11,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startCfsd } from '@gcfs/cfsd';
+import { imageDirName, layerDirName, streamedLayerTarget } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { buildImage, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import { curl, type ManagedProcess, startProcess, startRegistry, tempDirFor } from '@gcfs/testkit';
 import { AdminClient, adminSocketPath } from '../../src/daemon/admin.js';
-import { imageDirName } from '../../src/daemon/registrar.js';
 
 const run = promisify(execFile);
 const GCFSD_BIN = fileURLToPath(new URL('../../../bin/gcfsd', import.meta.url));
@@ -126,10 +126,7 @@ test('registration: symlinks at once, switched to local layers after download, r
   const imageDir = join(mnt, 'images', imageDirName(image));
   assert.equal(registered.path, `images/${imageDirName(image)}`);
   const links = await sh(`readlink ${imageDir}/0 ${imageDir}/1`);
-  assert.deepEqual(
-    links.trim().split('\n'),
-    layers.map((digest) => `../../layers/${digest.replace(':', '=')}`),
-  );
+  assert.deepEqual(links.trim().split('\n'), layers.map(streamedLayerTarget));
   assert.equal(await sh(`cat ${imageDir}/0/etc/os-release`), 'ID=gcfs\n');
   const streamedSum = await sh(`sha256sum < ${imageDir}/1/app.bin`);
   assert.match(first.output(), /Received UpdateCreds request for image/);
@@ -144,7 +141,7 @@ test('registration: symlinks at once, switched to local layers after download, r
   children.push(downloader);
   await eventually('both symlinks point to the local layers', async () => {
     const now = (await sh(`readlink ${imageDir}/0 ${imageDir}/1`)).trim().split('\n');
-    return now.every((target, i) => target === join(cacheDir, layers[i]!.replace(':', '=')));
+    return now.every((target, i) => target === join(cacheDir, layerDirName(layers[i]!)));
   });
   assert.match(first.output(), /Layer download\/untar done \(succeeded=true\)/);
   assert.equal(await sh(`sha256sum < ${imageDir}/1/app.bin`), streamedSum);
@@ -168,7 +165,7 @@ test('registration: symlinks at once, switched to local layers after download, r
   assert.match(second.output(), /Detected 2 existing layers in cacheDir/);
   assert.deepEqual(
     (await sh(`readlink ${imageDir}/0 ${imageDir}/1`)).trim().split('\n'),
-    layers.map((digest) => join(cacheDir, digest.replace(':', '='))),
+    layers.map((digest) => join(cacheDir, layerDirName(digest))),
   );
   assert.deepEqual(
     (await admin.list()).map((entry) => entry.name),

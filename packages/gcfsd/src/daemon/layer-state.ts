@@ -1,0 +1,168 @@
+// A layer's life on a node, as one state machine. The registrar drives it; this file holds
+// the states, the legal transitions and the one log line per transition, so a layer's
+// history reads straight from the log (`msg="Layer state" layer=… from=… to=…`).
+//
+//   attached ──index loaded──▶ streamed ──download──▶ downloading ──done──▶ local
+//      │                                                 ▲   │
+//      └───────────download (restored image)─────────────┘   └──gave up──▶ failed
+//                                                        ▲                     │
+//                                                        └──registered again───┘
+//   attached, streamed, failed ──found in the cache dir──▶ local
+//   any state ──GC: no image in use needs it──▶ (removed)
+//
+// - attached: an image being registered or in the tree names it; nothing serves it yet.
+// - streamed: layers/<digest> is served from cfsd's table of contents.
+// - downloading: the downloader is writing it into the cache dir.
+// - local: served from the cache dir; final until GC removes it.
+// - failed: the downloader gave up; the layer stays streamed (when its index is loaded) and
+//   is tried again when an image naming it is registered again, or gcfsd restarts.
+// Loading the index is a state change only from attached: a layer downloading (or failed)
+// before cfsd answered is downloading (failed) still, and becomes servable as well.
+// A registration claims its layers while it runs, so GC leaves them alone until it either
+// puts them in the tree or fails; then an unclaimed layer no image in use names is GC's.
+
+import { ErrorCode, GcfsError, type LogFields, type Logger } from '@gcfs/core';
+
+export const LAYER_STATES = ['attached', 'streamed', 'downloading', 'local', 'failed'] as const;
+export type LayerState = (typeof LAYER_STATES)[number];
+
+/** The legal transitions; any other one is a bug and throws. Removal (GC) is legal from all. */
+export const LAYER_TRANSITIONS: Readonly<Record<LayerState, readonly LayerState[]>> = {
+  attached: ['streamed', 'downloading', 'local'],
+  streamed: ['downloading', 'local'],
+  downloading: ['local', 'failed'],
+  local: [],
+  failed: ['downloading', 'local'],
+};
+
+/** How loud each arrival is: the routine steps at debug, what an operator acts on above. */
+const LEVEL: Readonly<Record<LayerState | 'removed', 'debug' | 'info' | 'error'>> = {
+  attached: 'debug',
+  streamed: 'debug',
+  downloading: 'debug',
+  local: 'info',
+  failed: 'error',
+  removed: 'info',
+};
+
+interface Entry {
+  state: LayerState;
+  /** layers/<digest> is in the tree (its index came from cfsd). */
+  indexed: boolean;
+  /** Registrations under way that name the layer. */
+  claims: number;
+}
+
+export interface LayerStatesOptions {
+  logger: Logger;
+  /** Every transition, for metrics (`to` undefined: removed). */
+  onTransition?: (from: LayerState | undefined, to: LayerState | undefined) => void;
+}
+
+export class LayerStates {
+  readonly #o: LayerStatesOptions;
+  readonly #layers = new Map<string, Entry>();
+
+  constructor(options: LayerStatesOptions) {
+    this.#o = options;
+  }
+
+  state(digest: string): LayerState | undefined {
+    return this.#layers.get(digest)?.state;
+  }
+
+  /** Every layer the node knows, in any state. */
+  digests(): string[] {
+    return [...this.#layers.keys()];
+  }
+
+  /** Local, or streamed with its index loaded. */
+  servable(digest: string): boolean {
+    const entry = this.#layers.get(digest);
+    return entry !== undefined && (entry.state === 'local' || entry.indexed);
+  }
+
+  indexed(digest: string): boolean {
+    return this.#layers.get(digest)?.indexed === true;
+  }
+
+  /** Layers per state (the gauge). */
+  counts(): Record<LayerState, number> {
+    const counts = Object.fromEntries(LAYER_STATES.map((state) => [state, 0])) as Record<LayerState, number>;
+    for (const { state } of this.#layers.values()) counts[state]++;
+    return counts;
+  }
+
+  /** Known from now on (attached unless known already); `claim` holds it off GC. */
+  attach(digest: string, fields: LogFields, claim = false): void {
+    let entry = this.#layers.get(digest);
+    if (entry === undefined) {
+      entry = { state: 'attached', indexed: false, claims: 0 };
+      this.#layers.set(digest, entry);
+      this.#log(digest, undefined, 'attached', fields);
+    }
+    if (claim) entry.claims++;
+  }
+
+  /** The registration that claimed the layer is over (in the tree now, or failed). */
+  release(digest: string): void {
+    const entry = this.#layers.get(digest);
+    if (entry !== undefined && entry.claims > 0) entry.claims--;
+  }
+
+  claimed(digest: string): boolean {
+    return (this.#layers.get(digest)?.claims ?? 0) > 0;
+  }
+
+  /**
+   * Move the layer to `next` when it is in one of `expected` (grpc-js's transitionToState);
+   * false, and nothing changes, when it is not (or unknown). Throws when the table forbids
+   * `state → next`: the caller's `expected` is wrong.
+   */
+  transition(
+    digest: string,
+    expected: readonly LayerState[],
+    next: LayerState,
+    fields: LogFields = {},
+  ): boolean {
+    const entry = this.#layers.get(digest);
+    if (entry === undefined || !expected.includes(entry.state)) return false;
+    if (!LAYER_TRANSITIONS[entry.state].includes(next)) {
+      throw new GcfsError(
+        ErrorCode.Internal,
+        `illegal layer transition ${entry.state} → ${next} of ${digest}`,
+      );
+    }
+    const from = entry.state;
+    entry.state = next;
+    this.#log(digest, from, next, fields);
+    return true;
+  }
+
+  /** layers/<digest> is in the tree; false when the layer is unknown (GC removed it meanwhile). */
+  markIndexed(digest: string): boolean {
+    const entry = this.#layers.get(digest);
+    if (entry === undefined) return false;
+    entry.indexed = true;
+    this.transition(digest, ['attached'], 'streamed');
+    return true;
+  }
+
+  /** GC took it out of the tree. */
+  remove(digest: string, fields: LogFields = {}): void {
+    const entry = this.#layers.get(digest);
+    if (entry === undefined) return;
+    this.#layers.delete(digest);
+    this.#log(digest, entry.state, undefined, fields);
+  }
+
+  #log(digest: string, from: LayerState | undefined, to: LayerState | undefined, fields: LogFields): void {
+    this.#o.logger[LEVEL[to ?? 'removed']]('Layer state', {
+      layer: digest,
+      from: from ?? 'none',
+      to: to ?? 'removed',
+      ...fields,
+    });
+    this.#o.onTransition?.(from, to);
+  }
+}

@@ -14,7 +14,7 @@ test('a resume answered with the wrong Content-Range fails the stream, and the c
   const bytes = randomBytes(4 * 1024 * 1024);
   const desc = descriptorOf(MediaType.OciLayer, bytes);
   let requests = 0;
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     requests += 1;
     if (requests === 1) {
       // Half the blob, then the connection breaks: the stream resumes with a Range request.

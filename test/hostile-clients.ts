@@ -29,7 +29,15 @@ export interface Targets {
   snapshotterSocket: string;
   /** An image cfsd can index and its first layer, for requests wrong in one field only. */
   image: string;
-  layer: { digest: string; mediaType: string; size: number };
+  layer: LayerRef;
+  /** An image whose layer blob in the registry no longer matches its digest. */
+  damaged: { image: string; layer: LayerRef };
+}
+
+export interface LayerRef {
+  digest: string;
+  mediaType: string;
+  size: number;
 }
 
 export type Daemon = 'cfsd' | 'downloader' | 'admin' | 'snapshotter';
@@ -178,11 +186,7 @@ function cfsdProbes(t: Targets, client: containerfs.ContainerFSClient): Probe[] 
 }
 
 /** A Download as gcfsd sends it: the layer's dirs in `dirs` (gcfsd's cache dir). */
-export function downloadRequest(
-  dirs: string,
-  image: string,
-  layer: { digest: string; mediaType: string; size: number },
-): downloader.DownloadRequest {
+export function downloadRequest(dirs: string, image: string, layer: LayerRef): downloader.DownloadRequest {
   return downloader.DownloadRequest.fromPartial({
     imageName: image,
     layerId: layer.digest,
@@ -216,6 +220,7 @@ function downloaderProbes(t: Targets, client: downloader.DownloaderClient): Prob
     () => download({ image: 'Not A Reference!!', digest: missing }),
     () => download({ dirs: '/tmp' }),
     () => download({ digest: 'sha256:zz' }),
+    () => rpc(client, 'download', downloadRequest(t.cacheDir, t.damaged.image, t.damaged.layer)),
     () => download({ image: hostileImage, digest: missing, size: 2 ** 40 }, { cancelAfterMs: 0 }),
     () => rpc(client, 'getLayerState', { layerId: LONG }),
     () => rpc(client, 'cancel', { layerId: missing }),

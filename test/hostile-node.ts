@@ -91,6 +91,7 @@ export async function hostileNode(t: TestContext, streamedFiles: readonly Seeded
     snapshotterSocket: stack.snapshotterSocket,
     image: plain.image,
     layer: plain.layers[0]!,
+    damaged: { image: streamed.image, layer: streamed.layers[0]! },
   };
   clients = new DaemonClients(targets);
   const indexed = await validProbes({ ...targets, image: streamed.image }, clients).cfsd();

@@ -9,7 +9,7 @@ import { ALICE, privateRegistry, pushBuilt, requestFor, runDownloader } from './
 
 const MISSING = `sha256:${'c3'.repeat(32)}`;
 
-test('a missing blob with a media type we cannot read answers UNSUPPORTED_MEDIA_TYPE, the downloader still serves', async (t) => {
+test('a missing blob of a media type we cannot read, each alone, a wrong size and a blob that is not what its media type says: each answers its error, the downloader still serves', async (t) => {
   const registry = await privateRegistry(t);
   const pushed = await pushBuilt(t, registry, 'private/failing', {
     layers: [
@@ -36,7 +36,20 @@ test('a missing blob with a media type we cannot read answers UNSUPPORTED_MEDIA_
       ...requestFor(cacheDir, hostile, { digest: MISSING, mediaType: layer.mediaType, size: 100 }),
       want: ErrorCode.NotFound,
     },
+    {
+      ...requestFor(cacheDir, pushed.image, { ...layer, size: layer.size + 1 }),
+      want: ErrorCode.SizeMismatch,
+    },
+    // gzip bytes read as a tar: the untar fails early while the blob still streams.
+    {
+      ...requestFor(cacheDir, pushed.image, {
+        ...layer,
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      }),
+      want: ErrorCode.BadLayer,
+    },
   ];
+  // One after the other: requests for the same layer at once would share one outcome.
   for (const { want, ...request } of cases) {
     const outcome = await client.download(request);
     assert.equal(outcome.succeeded, false);

@@ -81,8 +81,8 @@ export async function fetchLayer(layer: LayerFetch, ctx: FetchContext): Promise<
     const verified = finished(blob);
     verified.catch(() => {}); // observed below, once the untar is done
     // pipe(), not pipeline(): when the untar stops early the blob must live on, so that the
-    // rest of it is read and its digest checked.
-    // The tar pipeline listens to the feed's errors before the blob can pass one on.
+    // rest of it is read and its digest checked. The tar pipeline listens to the feed's
+    // errors before the blob can pass one on.
     const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
     const tar = decompressLayer(feed, compression);
     blob.on('error', (err) => feed.destroy(err));

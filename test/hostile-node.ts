@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { buildImage, type Entry, pushImage, seededSha256 } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import { startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
-import { DaemonClients, type Targets, validProbes } from './hostile-clients.js';
+import { DaemonClients, type Targets, validProbes } from './daemon-probes.js';
 
 export interface SeededFile {
   path: string;

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { downloader } from '@gcfs/proto';
-import { DAEMONS, downloadRequest, fireAll, hostileProbes, validProbes } from './hostile-clients.js';
+import { DAEMONS, downloadRequest, fireAll, validProbes } from './daemon-probes.js';
+import { hostileProbes } from './hostile-clients.js';
 import { hostileNode } from './hostile-node.js';
 
 test('every daemon answers a mix of failing requests and garbage connections fired at once, and still serves', async (t) => {

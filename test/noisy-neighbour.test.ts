@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { DAEMONS, Hammer, hostileProbes, MEGABYTE_NAMES, validProbes } from './hostile-clients.js';
+import { DAEMONS, Hammer, validProbes } from './daemon-probes.js';
+import { hostileProbes, MEGABYTE_NAMES } from './hostile-clients.js';
 import { hostileNode } from './hostile-node.js';
 
 const execFileAsync = promisify(execFile);

@@ -61,14 +61,14 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
     let failures = 0;
     while (true) {
       const res = await options.open(offset);
-      let skip = bytesToSkip(res, offset, what);
-      const announced = Number(header(res, 'content-length') ?? Number.NaN);
-      if (Number.isFinite(announced) && announced !== desc.size - offset + skip) {
-        discard(res);
-        throw sizeMismatch(desc, `the registry announces ${announced + offset - skip}`, what);
-      }
       let reason: string;
       try {
+        // Inside the try: a refused response is discarded too, never left holding its connection.
+        let skip = bytesToSkip(res, offset, what);
+        const announced = Number(header(res, 'content-length') ?? Number.NaN);
+        if (Number.isFinite(announced) && announced !== desc.size - offset + skip) {
+          throw sizeMismatch(desc, `the registry announces ${announced + offset - skip}`, what);
+        }
         for await (const chunk of res.body) {
           let data = chunk as Buffer;
           if (skip > 0) {

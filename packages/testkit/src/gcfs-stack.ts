@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { curl } from './curl.js';
-import { freePort, type ManagedProcess, startProcess } from './process.js';
+import { freePort, type ManagedProcess, type ProcessExit, startProcess } from './process.js';
 import type { ShapedNetwork } from './shaped-network.js';
 import { makeTempDir } from './temp.js';
 
@@ -65,6 +65,9 @@ export interface RunningGcfsStack {
   readonly mountPoint: string;
   /** For containerd's [proxy_plugins.gcfs] address. */
   readonly snapshotterSocket: string;
+  /** gcfsd's admin API (gcfs.gcfsd.v1.Admin). */
+  readonly adminSocket: string;
+  readonly downloaderSocket: string;
   readonly snapshotterRoot: string;
   readonly cacheDir: string;
   readonly metricsPort: number;
@@ -77,6 +80,8 @@ export interface RunningGcfsStack {
   /** Sum of a gcfsd metric's samples whose line contains every one of `labels` (e.g. 'source="remote"'). */
   metric(name: string, ...labels: string[]): Promise<number>;
   logs(): Promise<{ cfsd: string; gcfsd: string; downloader: string }>;
+  /** The processes it started that have exited since, and how (empty: all alive). */
+  exited(): Partial<Record<'cfsd' | 'downloader' | 'gcfsd', ProcessExit>>;
   /** Stop everything it started (unmounting gcfsd's mount), then remove its dir unless given. */
   stop(): Promise<void>;
 }
@@ -90,12 +95,13 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const snapshotterRoot = join(dir, 'snapshotter');
   const cacheDir = join(snapshotterRoot, 'layers');
   const snapshotterSocket = join(run, 'snapshotter.sock');
+  const downloaderSocket = join(run, 'downloader.sock');
   const cfsdPort = await freePort();
   const metricsPort = await freePort();
   // A port free on the host is free in a fresh namespace too.
   const cfsdAddress = options.cfsdAddress ?? `${options.cfsdNetwork?.address ?? '127.0.0.1'}:${cfsdPort}`;
   const common = [
-    `--downloader_uds_path=${join(run, 'downloader.sock')}`,
+    `--downloader_uds_path=${downloaderSocket}`,
     `--layer_cache_dir=${cacheDir}`,
     `--insecure_registry=${options.insecureRegistry}`,
   ];
@@ -156,6 +162,9 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     dir,
     mountPoint,
     snapshotterSocket,
+    // gcfsd keeps it beside the mount point.
+    adminSocket: join(run, 'admin.sock'),
+    downloaderSocket,
     snapshotterRoot,
     cacheDir,
     metricsPort,
@@ -179,6 +188,13 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     async logs() {
       const read = (name: string) => readFile(log(name), 'utf8').catch(() => '');
       return { cfsd: await read('cfsd'), gcfsd: await read('gcfsd'), downloader: await read('downloader') };
+    },
+    exited() {
+      return Object.fromEntries(
+        Object.entries(processes).flatMap(([name, child]) =>
+          child?.exitInfo === undefined ? [] : [[name, child.exitInfo]],
+        ),
+      );
     },
     async stop() {
       for (const name of ['gcfsd', 'downloader', 'cfsd'] as const) await stopOne(name);

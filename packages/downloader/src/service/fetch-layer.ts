@@ -71,6 +71,8 @@ export async function fetchLayer(layer: LayerFetch, ctx: FetchContext): Promise<
     const reference = toReference(layer.imageName);
     const size = layer.size > 0 ? layer.size : await client.statBlob(reference, layer.digest);
     const desc = { mediaType: layer.mediaType || MediaType.OciLayerGzip, digest: layer.digest, size };
+    // Refused before the blob opens: a blob stream nobody reads would fail unobserved.
+    const compression = compressionOf(desc.mediaType);
     const blob = client.openBlobStream(reference, desc, { signal: ctx.signal });
     blob.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
@@ -79,11 +81,12 @@ export async function fetchLayer(layer: LayerFetch, ctx: FetchContext): Promise<
     const verified = finished(blob);
     verified.catch(() => {}); // observed below, once the untar is done
     // pipe(), not pipeline(): when the untar stops early the blob must live on, so that the
-    // rest of it is read and its digest checked.
+    // rest of it is read and its digest checked. The tar pipeline listens to the feed's
+    // errors before the blob can pass one on.
     const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const tar = decompressLayer(feed, compression);
     blob.on('error', (err) => feed.destroy(err));
     blob.pipe(feed);
-    const tar = decompressLayer(feed, compressionOf(desc.mediaType));
     let tarBytes: number;
     try {
       ({ tarBytes } = await ctx.untar(tar, untarDir, { signal: ctx.signal }));

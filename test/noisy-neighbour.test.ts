@@ -5,11 +5,12 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { DAEMONS, Hammer, validProbes } from './daemon-probes.js';
-import { hostileProbes, MEGABYTE_NAMES } from './hostile-clients.js';
+import { hostileProbes } from './hostile-clients.js';
 import { hostileNode } from './hostile-node.js';
 
 const execFileAsync = promisify(execFile);
@@ -38,7 +39,7 @@ async function hashesThroughChild(dir: string): Promise<Map<string, string>> {
   );
 }
 
-test(`a reader of a streamed layer through FUSE gets every file right while a neighbour hammers every daemon${MEGABYTE_NAMES ? ' (megabyte names)' : ''}`, async (t) => {
+test('a reader of a streamed layer through FUSE gets every file right while a neighbour hammers every daemon', async (t) => {
   const { stack, targets, clients, streamed } = await hostileNode(t, FILES);
   const layer = streamed.layers[0]!;
   const registered = await new Promise<string>((resolve, reject) =>
@@ -49,16 +50,34 @@ test(`a reader of a streamed layer through FUSE gets every file right while a ne
   assert.ok(registered.includes('hostile/streamed'));
   const layerDir = join(stack.mountPoint, 'layers', `sha256=${layer.digest.slice('sha256:'.length)}`);
 
+  // Every pass goes through FUSE: the kernel keeps pages and entries of an immutable layer
+  // (kernel_cache, 30 s timeouts), so each pass starts with the kernel's caches dropped.
+  // A first pass loads gcfsd's block cache from cfsd; a second, without the neighbour, is
+  // the figure the hammered passes are compared with (reported, never asserted: this
+  // machine is shared).
+  const timedPass = async (label: string) => {
+    await writeFile('/proc/sys/vm/drop_caches', '3');
+    const started = performance.now();
+    assert.deepEqual(await hashesThroughChild(layerDir), layer.sha256, label);
+    return performance.now() - started;
+  };
+  await timedPass('first pass');
+  const quietMs = await timedPass('quiet pass');
   const probes = hostileProbes(targets, clients);
   const hammers = DAEMONS.map((daemon) => new Hammer(probes[daemon]));
+  const hammeredMs: number[] = [];
   try {
     // Reads go on until each daemon has answered a whole round of the hammer meanwhile.
     for (let pass = 0; pass < PASSES || hammers.some((h) => h.rounds === 0); pass++) {
-      assert.deepEqual(await hashesThroughChild(layerDir), layer.sha256, `pass ${pass}`);
+      hammeredMs.push(await timedPass(`pass ${pass}`));
     }
   } finally {
     await Promise.all(hammers.map((h) => h.stop()));
   }
+  const median = hammeredMs.toSorted((a, b) => a - b)[Math.floor(hammeredMs.length / 2)]!;
+  t.diagnostic(
+    `read pass: quiet ${quietMs.toFixed(0)} ms, hammered median ${median.toFixed(0)} ms (${(median / quietMs).toFixed(1)}x) over ${hammeredMs.length} passes; rounds ${hammers.map((h) => h.rounds).join('/')}`,
+  );
   assert.deepEqual(stack.exited(), {});
   // The layer stayed streamed (its download fails the digest check): every byte came from cfsd.
   const contentBytes = FILES.reduce((sum, f) => sum + f.size, 0);

@@ -84,7 +84,13 @@ export class GcfsError extends Error {
     this.name = 'GcfsError';
     this.code = code;
     this.hint = options.hint === undefined ? undefined : boundText(redact(options.hint));
-    this.details = options.details ?? {};
+    // Details are printed whole in log lines: a client's megabyte name must not be.
+    this.details = Object.fromEntries(
+      Object.entries(options.details ?? {}).map(([key, value]) => [
+        key,
+        typeof value === 'string' ? boundText(value) : value,
+      ]),
+    );
   }
 
   /** One line for a human: message, hint and the chain of causes, credentials removed. */

@@ -42,7 +42,7 @@ export const Limits = {
   /** Reads in one ReportImageReads call (gcfsd keeps at most this many per image). */
   reportedReads: 10_000,
   /** Characters of untrusted text quoted in a message. */
-  quoted: 256,
+  quoted: 512,
   /** Characters of an error text kept whole (a message, a chain of causes, a downloader answer). */
   errorText: 1024,
 } as const;
@@ -70,9 +70,4 @@ export function boundText(text: string, max: number = Limits.errorText): string 
 export function quote(text: string, max: number = Limits.quoted): string {
   if (text.length <= max) return JSON.stringify(text);
   return `${JSON.stringify(cut(text, max))}… (${text.length} characters)`;
-}
-
-/** A path for a message: whole up to PATH_MAX, so an operator sees the real name, cut past it. */
-export function quotePath(path: string): string {
-  return quote(path, Limits.path);
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, quote } from '@gcfs/core';
 
 /**
  * The one path rule of a layer, shared by the tar reader, the index, FUSE and the
@@ -20,7 +20,7 @@ export function normalizeLayerPath(raw: string): string {
 }
 
 function hostilePath(raw: string, problem: string): GcfsError {
-  return new GcfsError(ErrorCode.HostileTar, `path ${quotePath(raw)} ${problem}`, {
+  return new GcfsError(ErrorCode.HostileTar, `path ${quote(raw)} ${problem}`, {
     details: { path: raw },
   });
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
-import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, quote } from '@gcfs/core';
 import type { BlockMeta } from './blocks.js';
 import type { LayerIndex } from './indexer.js';
 import { normalizeLayerPath, parentPath } from './paths.js';
@@ -116,10 +116,10 @@ function validate(stored: unknown): LayerIndex {
         ? entry.name !== '' || entry.type !== 'dir'
         : compareNames(previous, entry.name) >= 0
     ) {
-      throw corrupt(`entry ${quotePath(entry.name)} is out of order or repeated`);
+      throw corrupt(`entry ${quote(entry.name)} is out of order or repeated`);
     }
     if (entry.name !== '' && byName.get(parentPath(entry.name))?.type !== 'dir') {
-      throw corrupt(`entry ${quotePath(entry.name)} has no parent directory`);
+      throw corrupt(`entry ${quote(entry.name)} has no parent directory`);
     }
     byName.set(entry.name, entry);
     previous = entry.name;
@@ -129,7 +129,7 @@ function validate(stored: unknown): LayerIndex {
     if (entry.type !== 'hardlink') continue;
     const target = byName.get(entry.linkName);
     if (!target || target.type === 'dir' || target.type === 'whiteout') {
-      throw corrupt(`hard link ${quotePath(entry.name)} leads nowhere`);
+      throw corrupt(`hard link ${quote(entry.name)} leads nowhere`);
     }
   }
   return {
@@ -162,7 +162,7 @@ function block(raw: unknown, i: number, blockSize: number, count: number): Block
 function tocEntry(raw: unknown, contentSize: number): TocEntry {
   if (!isRecord(raw)) throw corrupt('an entry is not an object');
   const name = text(raw.name, 'entry name');
-  const what = `entry ${quotePath(name)}`;
+  const what = `entry ${quote(name)}`;
   let normal: string | undefined;
   try {
     normal = normalizeLayerPath(name);

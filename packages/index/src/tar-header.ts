@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, quote } from '@gcfs/core';
 
 // Header layout of ustar (POSIX.1-1988), GNU and v7 tar: offsets and widths in bytes.
 export const BLOCK = 512;
@@ -47,7 +47,7 @@ export interface Place {
 }
 
 export function tarError(code: ErrorCode, place: Place, problem: string, cause?: unknown): GcfsError {
-  return new GcfsError(code, `tar entry ${quotePath(place.name)} at offset ${place.offset}: ${problem}`, {
+  return new GcfsError(code, `tar entry ${quote(place.name)} at offset ${place.offset}: ${problem}`, {
     cause,
     details: { entry: place.name, offset: place.offset },
   });

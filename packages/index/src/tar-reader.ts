@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, isGcfsError, quote, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, isGcfsError, quote } from '@gcfs/core';
 import { ByteSource, type ChunkSource } from './byte-source.js';
 import { normalizeLayerPath } from './paths.js';
 import { parsePaxRecords, paxInteger, paxTime, paxXattrs } from './pax.js';
@@ -186,10 +186,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   async *#body(generation: number, place: Place): AsyncGenerator<Buffer> {
     for (;;) {
       if (generation !== this.#generation) {
-        throw new GcfsError(
-          ErrorCode.Internal,
-          `content of tar entry ${quotePath(place.name)} read too late`,
-        );
+        throw new GcfsError(ErrorCode.Internal, `content of tar entry ${quote(place.name)} read too late`);
       }
       if (this.#remaining === 0) return;
       const chunk = await this.#source.next(this.#remaining);
@@ -288,7 +285,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
       throw tarError(
         ErrorCode.HostileTar,
         place,
-        `hard link to ${quotePath(link)}, which is not an earlier non-directory entry`,
+        `hard link to ${quote(link)}, which is not an earlier non-directory entry`,
       );
     }
     return target;

@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, quote } from '@gcfs/core';
 import { parentPath } from './paths.js';
 import type { TarEntryHeader } from './tar-reader.js';
 import { classifyWhiteout } from './whiteout.js';
@@ -21,7 +21,7 @@ export interface TocEntry extends Omit<TarEntryHeader, 'type' | 'headerOffset' |
 }
 
 function conflict(name: string, problem: string, code: ErrorCode = ErrorCode.BadLayer): GcfsError {
-  return new GcfsError(code, `layer entry ${quotePath(name)}: ${problem}`, { details: { entry: name } });
+  return new GcfsError(code, `layer entry ${quote(name)}: ${problem}`, { details: { entry: name } });
 }
 
 function implicitDir(name: string): TocEntry {
@@ -106,7 +106,7 @@ export class TocBuilder {
     if (!target || target.type === 'dir' || target.type === 'whiteout') {
       throw conflict(
         entry.name,
-        `hard link to ${quotePath(entry.linkName)}, which is not in the layer`,
+        `hard link to ${quote(entry.linkName)}, which is not in the layer`,
         ErrorCode.HostileTar,
       );
     }
@@ -213,7 +213,7 @@ export class Toc {
     for (let hops = 0; at.type === 'hardlink'; hops++) {
       const next = this.#byName.get(at.linkName);
       if (!next || hops > this.entries.length) {
-        throw new GcfsError(ErrorCode.CorruptIndex, `hard link ${quotePath(entry.name)} leads nowhere`);
+        throw new GcfsError(ErrorCode.CorruptIndex, `hard link ${quote(entry.name)} leads nowhere`);
       }
       at = next;
     }

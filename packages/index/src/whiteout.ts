@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, quote } from '@gcfs/core';
 import { baseName, joinPath, parentPath } from './paths.js';
 
 /** `<dir>/.wh.<name>` deletes `<dir>/<name>` of the layers below. */
@@ -28,7 +28,7 @@ export function classifyWhiteout(path: string): WhiteoutMeaning {
   if (name === OPAQUE_MARKER) return { kind: 'opaque', dir };
   const target = name.slice(WHITEOUT_PREFIX.length);
   if (name.startsWith(META_PREFIX) || target === '' || target === '.' || target === '..') {
-    throw new GcfsError(ErrorCode.BadLayer, `invalid whiteout ${quotePath(path)}`, {
+    throw new GcfsError(ErrorCode.BadLayer, `invalid whiteout ${quote(path)}`, {
       hint: `only ${WHITEOUT_PREFIX}<name> and ${OPAQUE_MARKER} are defined by the OCI image spec`,
       details: { path },
     });

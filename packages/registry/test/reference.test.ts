@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError } from '@gcfs/core';
+import { ErrorCode, isGcfsError, Limits } from '@gcfs/core';
 import { formatReference, parseReference, registryApiHost, toReference } from '../src/index.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -81,7 +81,7 @@ test('an over-long reference is refused before parsing, its message quoting a sh
     () => parseReference(text),
     (err) =>
       isGcfsError(err, ErrorCode.InvalidReference) &&
-      err.message.length < 400 &&
+      err.message.length < Limits.quoted + 200 &&
       /longer than 520 characters/.test(err.message),
   );
 });

@@ -15,7 +15,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { ErrorCode, GcfsError, OPAQUE_VALUE, OPAQUE_XATTR, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, OPAQUE_VALUE, OPAQUE_XATTR, quote } from '@gcfs/core';
 import { parentPath, type TocEntry } from '@gcfs/index';
 import { llistxattr, lremovexattr, lsetxattr, mknod } from '@gcfs/native';
 
@@ -89,7 +89,7 @@ export class TreeWriter {
     const found = lstatSync(path, { throwIfNoEntry: false });
     if (found && !found.isDirectory()) {
       if (!this.#whiteouts.delete(dir)) {
-        throw new GcfsError(ErrorCode.HostileTar, `layer entry ${quotePath(dir)} is not a directory`, {
+        throw new GcfsError(ErrorCode.HostileTar, `layer entry ${quote(dir)} is not a directory`, {
           details: { entry: dir },
         });
       }
@@ -173,7 +173,7 @@ export class TreeWriter {
     if (!this.#dirs.has(parentPath(entry.linkName))) {
       throw new GcfsError(
         ErrorCode.HostileTar,
-        `hard link ${quotePath(entry.name)} to ${quotePath(entry.linkName)}, which is not in the tree`,
+        `hard link ${quote(entry.name)} to ${quote(entry.linkName)}, which is not in the tree`,
         { details: { entry: entry.name } },
       );
     }

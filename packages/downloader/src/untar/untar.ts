@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { ErrorCode, GcfsError, isGcfsError, quotePath } from '@gcfs/core';
+import { ErrorCode, GcfsError, isGcfsError, quote } from '@gcfs/core';
 import {
   parentPath,
   readTar,
@@ -54,7 +54,7 @@ function writeFailed(member: TarEntry, err: unknown): GcfsError {
   const problem = (err as { code?: unknown }).code ?? (err instanceof Error ? err.message : String(err));
   return new GcfsError(
     ErrorCode.LayerWrite,
-    `tar entry ${quotePath(member.name)} at offset ${member.headerOffset}: could not be written (${problem})`,
+    `tar entry ${quote(member.name)} at offset ${member.headerOffset}: could not be written (${problem})`,
     { cause: err, details: { entry: member.name, offset: member.headerOffset } },
   );
 }
@@ -98,7 +98,7 @@ export async function untarLayer(
     if (!allowDevices && (entry?.type === 'char' || entry?.type === 'block')) {
       throw new GcfsError(
         ErrorCode.UnsupportedTarEntry,
-        `tar entry ${quotePath(member.name)} at offset ${member.headerOffset}: ${entry.type} devices are not allowed`,
+        `tar entry ${quote(member.name)} at offset ${member.headerOffset}: ${entry.type} devices are not allowed`,
         { hint: 'devices are created only with allowDevices', details: { entry: member.name } },
       );
     }

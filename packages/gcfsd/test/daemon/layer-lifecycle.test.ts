@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { createLogger, digestOf, ErrorCode, GcfsError, layerDirName } from '@gcfs/core';
 import type { DownloadOutcome, DownloadRequest } from '@gcfs/downloader';
 import { tempDirFor } from '@gcfs/testkit';
@@ -79,7 +79,8 @@ class ManualDownloader implements LayerDownloader {
 
   /** Answer the oldest request for `layer`. */
   async finish(layer: string, outcome: Partial<DownloadOutcome> = {}): Promise<void> {
-    for (let i = 0; i < 100 && !this.waiting.some((w) => w.request.layerId === layer); i++) await tick();
+    // Retries come after a (1 ms) backoff timer: wait in real time, not in loop turns.
+    for (let i = 0; i < 2_000 && !this.waiting.some((w) => w.request.layerId === layer); i++) await sleep(1);
     const index = this.waiting.findIndex((w) => w.request.layerId === layer);
     assert.ok(index >= 0, `no download of ${layer} asked for`);
     const [{ answer }] = this.waiting.splice(index, 1) as [ManualDownloader['waiting'][number]];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError } from '@gcfs/core';
+import { ErrorCode, isGcfsError, Limits } from '@gcfs/core';
 import { matchesFilter, parseFilters } from '../src/filters.js';
 
 const nameIs = (name: string) => (path: readonly string[]) => (path.join('.') === 'name' ? name : undefined);
@@ -27,6 +27,6 @@ test('a pattern that backtracks exponentially elsewhere matches in linear time',
 test('an over-long filter is refused before it is parsed', () => {
   assert.throws(
     () => parseFilters([`name==${'x'.repeat(1024 * 1024)}`]),
-    (err) => isGcfsError(err, ErrorCode.InvalidArgument) && err.message.length < 400,
+    (err) => isGcfsError(err, ErrorCode.InvalidArgument) && err.message.length < Limits.quoted + 200,
   );
 });

@@ -75,10 +75,6 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const configFile = join(dir.path, 'config.yml');
     const logFile = join(dir.path, 'registry.log');
     await mkdir(storageDir);
-    // In a fresh namespace every port is free: one free on the host will do.
-    const port = await freePort(options.wrap ? undefined : options.listenHost);
-    const host = `${options.listenHost ?? '127.0.0.1'}:${port}`;
-    const url = `http://${host}`;
     if (auth === 'token') {
       tokenServer = await TokenServer.start({
         users,
@@ -86,6 +82,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
         ...(options.tokenLifetimeSeconds !== undefined && { lifetimeSeconds: options.tokenLifetimeSeconds }),
       });
     }
+    // In a fresh namespace every port is free: one free on the host will do. The token server
+    // listens first, so the port picked here can't be the one it was given a moment later.
+    const port = await freePort(options.wrap ? undefined : options.listenHost);
+    const host = `${options.listenHost ?? '127.0.0.1'}:${port}`;
+    const url = `http://${host}`;
     const authSection = await authConfig(auth, users, dir.path, tokenServer);
     await writeFile(configFile, JSON.stringify(registryConfig(host, storageDir, authSection), null, 2));
 
@@ -203,9 +204,11 @@ async function htpasswdFile(users: readonly RegistryUser[]): Promise<string> {
 }
 
 /** Whether an HTTP server answers at `url`, with any status. */
+/** The registry itself answers (another process that took the port would not say this header). */
 async function answers(url: string): Promise<boolean> {
   try {
-    return (await curl([url], { timeoutMs: 2000 })).status > 0;
+    const { headers } = await curl([url], { timeoutMs: 2000 });
+    return headers['docker-distribution-api-version'] === 'registry/2.0';
   } catch {
     return false;
   }

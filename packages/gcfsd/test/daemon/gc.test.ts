@@ -12,7 +12,8 @@ import { GarbageCollector } from '../../src/daemon/gc.js';
 import { openImagesInUse } from '../../src/daemon/images-in-use.js';
 import { cachedLayerDir, untarLayerDir } from '../../src/daemon/layer-dirs.js';
 import { PullSecrets } from '../../src/daemon/pull-secrets.js';
-import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
+import { Registrar } from '../../src/daemon/registrar.js';
+import type { ImageTree } from '../../src/daemon/served-images.js';
 import { SessionPool } from '../../src/daemon/sessions.js';
 
 const A: string = digestOf('layer a');

@@ -14,7 +14,8 @@ import { GarbageCollector } from '../../src/daemon/gc.js';
 import type { ImageRecord, ImagesInUse } from '../../src/daemon/images-in-use.js';
 import type { LayerDownloader } from '../../src/daemon/layer-downloads.js';
 import { LAYER_TRANSITIONS, LayerStates } from '../../src/daemon/layer-state.js';
-import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
+import { Registrar } from '../../src/daemon/registrar.js';
+import type { ImageTree } from '../../src/daemon/served-images.js';
 import { type SessionLike, SessionPool } from '../../src/daemon/sessions.js';
 
 const A = digestOf('layer a');

@@ -80,7 +80,9 @@ class ManualDownloader implements LayerDownloader {
 
   /** Answer the oldest request for `layer`. */
   async finish(layer: string, outcome: Partial<DownloadOutcome> = {}): Promise<void> {
-    for (let i = 0; i < 100 && !this.waiting.some((w) => w.request.layerId === layer); i++) await tick();
+    // A retry comes after a backoff timer (1 ms here): wait in time, not in a count of turns.
+    const deadline = Date.now() + 2_000;
+    while (!this.waiting.some((w) => w.request.layerId === layer) && Date.now() < deadline) await tick();
     const index = this.waiting.findIndex((w) => w.request.layerId === layer);
     assert.ok(index >= 0, `no download of ${layer} asked for`);
     const [{ answer }] = this.waiting.splice(index, 1) as [ManualDownloader['waiting'][number]];

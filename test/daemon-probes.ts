@@ -4,7 +4,7 @@
 // hammer that fires probes in rounds.
 
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { downloadRequestFor } from '@gcfs/downloader';
 import { containerfs, downloader, gcfsdAdmin, snapshots } from '@gcfs/proto';
 import { type Client, type ClientReadableStream, credentials, Metadata } from '@grpc/grpc-js';
 
@@ -79,16 +79,9 @@ function grpcClient<C extends Client>(
   return new Ctor(address, credentials.createInsecure());
 }
 
-/** A Download as gcfsd sends it: the layer's dirs in `dirs` (gcfsd's cache dir). */
+/** A Download as gcfsd sends it (anonymous): the layer's dirs in `dirs` (gcfsd's cache dir). */
 export function downloadRequest(dirs: string, image: string, layer: LayerRef): downloader.DownloadRequest {
-  return downloader.DownloadRequest.fromPartial({
-    imageName: image,
-    layerId: layer.digest,
-    layerDir: join(dirs, `sha256=${layer.digest.slice('sha256:'.length)}`),
-    untarDir: join(dirs, `untar_${layer.digest}`),
-    mediaType: layer.mediaType,
-    size: layer.size,
-  });
+  return downloader.DownloadRequest.fromPartial(downloadRequestFor(dirs, image, layer));
 }
 
 /** A gRPC client of each daemon (one channel each). */

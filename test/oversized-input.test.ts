@@ -33,6 +33,12 @@ function authImage(client: pb.ContainerFSClient, request: Partial<pb.AuthImageRe
 }
 
 const refusedAs = (code: ErrorCode) => (err: unknown) => isGcfsError(err, code);
+/** The transport's refusal, as the clients report it: a stable code and what happened. */
+const tooLarge = (err: unknown) => {
+  assert.ok(refusedAs(ErrorCode.InvalidArgument)(err), String(err));
+  assert.match(String(err), /the request is larger than the daemon accepts \(RESOURCE_EXHAUSTED: /);
+  return true;
+};
 
 test('an over-long name is refused by cfsd, the downloader and gcfsd, and none of them stalls', async (t) => {
   const registry = await startRegistry();
@@ -90,7 +96,7 @@ test('an over-long name is refused by cfsd, the downloader and gcfsd, and none o
       assert.ok(refusedAs(ErrorCode.InvalidArgument)(refused.reason), String(refused.reason));
       assert.equal(state.status === 'fulfilled' && state.value.state, 'absent');
       // Past the socket's message limit the transport refuses it before it is decoded.
-      await assert.rejects(hostile(`${registry.host}/${'a'.repeat(3 * MIB)}:1`), /RESOURCE_EXHAUSTED/);
+      await assert.rejects(hostile(`${registry.host}/${'a'.repeat(3 * MIB)}:1`), tooLarge);
       assert.equal((await client.state(layerId)).state, 'absent');
     },
   );
@@ -110,7 +116,7 @@ test('an over-long name is refused by cfsd, the downloader and gcfsd, and none o
       assert.equal(listed.status, 'fulfilled', String((listed as PromiseRejectedResult).reason));
       const [huge, again] = await Promise.allSettled([admin.unregister('z'.repeat(MIB)), ls()]);
       assert.equal(huge.status, 'rejected');
-      assert.match(String(huge.reason), /RESOURCE_EXHAUSTED/);
+      assert.ok(tooLarge((huge as PromiseRejectedResult).reason));
       assert.equal(again.status, 'fulfilled', String((again as PromiseRejectedResult).reason));
       await admin.register(image);
       assert.deepEqual(

@@ -1,4 +1,5 @@
 export * from './client.js';
+export * from './download-request.js';
 export * from './request-text.js';
 export * from './service/layer-cache.js';
 export * from './service/manager.js';

@@ -54,14 +54,30 @@ export function isServiceError(err: unknown): err is ServiceError {
 }
 
 /**
- * A GcfsError for a failed call: the service's own code when it sent one, else the code
- * `fallback` gives the status; the ServiceError is the cause.
+ * grpc-js's refusal of a message over a size limit (a Unix-socket server's, see
+ * createUnixSocketServer): RESOURCE_EXHAUSTED with this text, sent before any handler of
+ * ours runs, so without our trailer. The answers of those node-local APIs are small, so it
+ * is the request that was too large.
+ */
+const TOO_LARGE = /message larger than max/;
+
+/**
+ * A GcfsError for a failed call: the service's own code when it sent one, InvalidArgument
+ * for a request larger than the service accepts, else the code `fallback` gives the status;
+ * the ServiceError is the cause.
  */
 export function fromServiceError(
   err: ServiceError,
   what: string,
   fallback: (status: GrpcStatus) => ErrorCode,
 ): GcfsError {
+  if (err.code === GrpcStatus.RESOURCE_EXHAUSTED && TOO_LARGE.test(err.details)) {
+    return new GcfsError(
+      ErrorCode.InvalidArgument,
+      `${what}: the request is larger than the daemon accepts (RESOURCE_EXHAUSTED: ${err.details})`,
+      { cause: err, hint: 'shorten the names in the request' },
+    );
+  }
   const code = serviceErrorCode(err) ?? fallback(err.code);
   return new GcfsError(code, `${what}: ${GrpcStatus[err.code]}: ${err.details || err.message}`, {
     cause: err,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError, UNTAR_DIR_PREFIX } from '@gcfs/core';
+import { ErrorCode, isGcfsError, Limits, UNTAR_DIR_PREFIX } from '@gcfs/core';
 import { EVERY_ENTRY_KIND } from '@gcfs/image-builder';
 import { diffTrees, snapshotTree } from '@gcfs/testkit';
 import { describeDownloadRequest } from '../../src/index.js';
@@ -152,6 +152,22 @@ test('requests naming other paths than the cache dirs of their digest are refuse
   await assert.rejects(client.state('nope'), (err) => isGcfsError(err, ErrorCode.InvalidDigest));
   assert.deepEqual(await readdir(cacheDir), []);
   assert.equal(running.downloader.inFlight + running.downloader.queued, 0);
+});
+
+test('a request past the socket message limit is ERR_INVALID_ARGUMENT saying it is too large; the next is answered', async (t) => {
+  const { client, cacheDir } = await runDownloader(t);
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const huge = requestFor(cacheDir, `127.0.0.1:1/${'a'.repeat(Limits.socketMessageBytes)}:v1`, {
+    digest,
+    mediaType: '',
+    size: 1,
+  });
+  await assert.rejects(client.download(huge), (err) => {
+    assert.ok(isGcfsError(err, ErrorCode.InvalidArgument), String(err));
+    assert.match(err.message, /the request is larger than the daemon accepts \(RESOURCE_EXHAUSTED: /);
+    return true;
+  });
+  assert.equal((await client.state(digest)).state, 'absent');
 });
 
 test('the socket is 0600 in a 0700 dir created for it', async (t) => {

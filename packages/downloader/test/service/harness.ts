@@ -3,7 +3,7 @@
 // tree GNU tar extracts from the same blob.
 
 import { join } from 'node:path';
-import { type Digest, digestHex, type LayerCompression, layerDirName, untarDirName } from '@gcfs/core';
+import { type Digest, digestHex, type LayerCompression } from '@gcfs/core';
 import { type BuildResult, buildImage, type ImageSpec, pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import {
@@ -19,6 +19,7 @@ import {
   DownloaderClient,
   type DownloaderServerOptions,
   type DownloadRequest,
+  downloadRequestFor,
   type RunningDownloader,
   startDownloaderServer,
 } from '../../src/index.js';
@@ -97,22 +98,14 @@ export async function runDownloader(
   return { running, client, cacheDir, socketPath };
 }
 
-/** The request the FUSE side sends for a layer of an image. */
+/** The request the FUSE side sends for a layer of an image, with alice's credential by default. */
 export function requestFor(
   cacheDir: string,
   image: string,
   layer: { digest: string; mediaType: string; size: number },
   pullSecret: DownloadRequest['pullSecret'] = ALICE,
 ): DownloadRequest {
-  return {
-    imageName: image,
-    layerId: layer.digest,
-    layerDir: join(cacheDir, layerDirName(layer.digest)),
-    untarDir: join(cacheDir, untarDirName(layer.digest)),
-    mediaType: layer.mediaType,
-    size: layer.size,
-    ...(pullSecret ? { pullSecret } : {}),
-  };
+  return downloadRequestFor(cacheDir, image, layer, pullSecret);
 }
 
 /** What the published layer dir must look like: GNU tar's extraction, whiteouts converted. */

@@ -15,7 +15,7 @@ import {
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import type { GcResult } from './gc.js';
 import type { PullCredential } from './layer-downloads.js';
-import type { RegisteredImage } from './registrar.js';
+import type { RegisteredImage } from './served-images.js';
 
 /** Next to the mount point, as GKE's gcfsd keeps its keychain socket (/run/gcfsd/keychain.sock). */
 export function adminSocketPath(mountPoint: string): string {

@@ -18,7 +18,8 @@ import { DaemonMetrics, resolveClientUid } from './metrics.js';
 import { PullSecrets } from './pull-secrets.js';
 import { ReadActivity } from './read-activity.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
-import { type ImageTree, Registrar } from './registrar.js';
+import { Registrar } from './registrar.js';
+import type { ImageTree } from './served-images.js';
 import { SessionPool } from './sessions.js';
 import { type RunningSnapshotService, startSnapshotService } from './snapshots.js';
 

@@ -1,6 +1,6 @@
 // Garbage collection every --gc_period: images no longer in use leave the tree, and layers
 // no image in use needs leave the tree and the layer cache dir. The registrar decides what
-// is unused and applies it under its own lock (collect()), so an image being registered is
+// is unused and applies it under the tree's lock (collect()), so an image being registered is
 // never half-collected; GC brings the cache dir's listing, removes dirs, logs and counts.
 
 import { rm } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { formatDuration } from '@gcfs/cli';
 import { describeError, type Logger } from '@gcfs/core';
 import { cachedLayerDir, listCachedLayers } from './layer-dirs.js';
-import type { Unused } from './registrar.js';
+import type { Unused } from './served-images.js';
 
 /** What GC asks of the registrar. */
 export interface GcSubject {

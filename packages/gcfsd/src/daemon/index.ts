@@ -12,6 +12,7 @@ export * from './pull-secrets.js';
 export * from './read-activity.js';
 export * from './read-reports.js';
 export * from './registrar.js';
+export type { ImageTree, RegisteredImage, Unused } from './served-images.js';
 export * from './sessions.js';
 export * from './snapshots.js';
 export * from './streamed-layers.js';

@@ -1,19 +1,14 @@
 // The layer cache dir as the downloader lays it out (`sha256=<hex>` once a layer is in
 // place, `untar_sha256:<hex>` while it is unpacked; the names are @gcfs/core's), seen from
-// the FUSE side: which layers are local, and the paths of a layer.
+// the FUSE side: which layers are local, and where a local layer is.
 
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, layerDirName, layerOfDirName, untarDirName } from '@gcfs/core';
+import { type Digest, layerDirName, layerOfDirName } from '@gcfs/core';
 
 /** `<cacheDir>/sha256=<hex>`: where the downloader publishes a complete layer. */
 export function cachedLayerDir(cacheDir: string, digest: string): string {
   return join(cacheDir, layerDirName(digest));
-}
-
-/** `<cacheDir>/untar_sha256:<hex>`: where the downloader unpacks it first. */
-export function untarLayerDir(cacheDir: string, digest: string): string {
-  return join(cacheDir, untarDirName(digest));
 }
 
 /** Digests of the layers published in the cache dir (none when it does not exist). */

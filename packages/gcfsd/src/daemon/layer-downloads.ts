@@ -14,9 +14,13 @@ import {
   retryUntilStopped,
   SingleFlight,
 } from '@gcfs/core';
-import type { DownloadOutcome, DownloadRequest, PullSecret } from '@gcfs/downloader';
+import {
+  type DownloadOutcome,
+  type DownloadRequest,
+  downloadRequestFor,
+  type PullSecret,
+} from '@gcfs/downloader';
 import type { LayerRecord } from './images-in-use.js';
-import { cachedLayerDir, untarLayerDir } from './layer-dirs.js';
 
 /** Registry credentials a layer is downloaded with. */
 export type PullCredential = PullSecret;
@@ -75,17 +79,9 @@ export class LayerDownloads {
 
   async #run(image: string, layer: LayerRecord, credential: PullCredential): Promise<void> {
     const { cacheDir, logger } = this.#options;
-    const dir = cachedLayerDir(cacheDir, layer.digest);
+    const request = downloadRequestFor(cacheDir, image, layer, credential);
+    const dir = request.layerDir;
     const fields = { cached_layer_dir: dir, image_name: image, layer_id: layer.digest, module: 'layercache' };
-    const request: DownloadRequest = {
-      imageName: image,
-      layerId: layer.digest,
-      layerDir: dir,
-      untarDir: untarLayerDir(cacheDir, layer.digest),
-      mediaType: layer.mediaType,
-      size: layer.size,
-      pullSecret: credential,
-    };
     logger.info('Async layer download started', { image, layer: layer.digest, module: 'filesystem_lib' });
     const maxFailed = this.#options.maxFailedAttempts ?? 3;
     let failed = 0;

@@ -1,6 +1,7 @@
-// A layer's life on a node, as one state machine. The registrar drives it; this file holds
-// the states, the legal transitions and the one log line per transition, so a layer's
-// history reads straight from the log (`msg="Layer state" layer=… from=… to=…`).
+// A layer's life on a node, as one state machine. ServedImages (served-images.ts) owns it
+// and the registrar drives it; this file holds the states, the legal transitions and the
+// one log line per transition, so a layer's history reads straight from the log
+// (`msg="Layer state" layer=… from=… to=…`).
 //
 //   attached ──index loaded──▶ streamed ──download──▶ downloading ──done──▶ local
 //      │                                                 ▲   │

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { ErrorCode, GcfsError, imageDirName, parseDigest, SingleFlight, sleep } from '@gcfs/core';
 import { ImageReference, parseReference } from '@gcfs/registry';
 import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
-import type { RegisteredImage, Registrar } from './registrar.js';
+import type { Registrar } from './registrar.js';
+import type { RegisteredImage } from './served-images.js';
 
 /** The name a remote layer's image is registered under: `<registry>/<repository>@<manifest digest>`. */
 export function streamedImageName(layer: Pick<RemoteLayerRef, 'imageRef' | 'manifestDigest'>): string {

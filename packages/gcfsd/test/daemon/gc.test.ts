@@ -10,9 +10,10 @@ import { GcfsTree } from '@gcfs/fuse';
 import { tempDirFor } from '@gcfs/testkit';
 import { GarbageCollector } from '../../src/daemon/gc.js';
 import { openImagesInUse } from '../../src/daemon/images-in-use.js';
-import { cachedLayerDir, untarLayerDir } from '../../src/daemon/layer-dirs.js';
+import { cachedLayerDir } from '../../src/daemon/layer-dirs.js';
 import { PullSecrets } from '../../src/daemon/pull-secrets.js';
-import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
+import { Registrar } from '../../src/daemon/registrar.js';
+import type { ImageTree } from '../../src/daemon/served-images.js';
 import { SessionPool } from '../../src/daemon/sessions.js';
 
 const A: string = digestOf('layer a');
@@ -47,7 +48,7 @@ describe('garbage collection', () => {
       await writeFile(join(cachedLayerDir(cacheDir, digest), 'etc', 'file'), digest);
     }
     // A download under way and a file that is not a layer: not GC's to touch.
-    await mkdir(untarLayerDir(cacheDir, digestOf('being unpacked')), { recursive: true });
+    await mkdir(join(cacheDir, untarDirName(digestOf('being unpacked'))), { recursive: true });
     await writeFile(join(cacheDir, 'README'), 'not a layer');
 
     const db = await openImagesInUse(join(dir.path, 'images_in_use.db'));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
-import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
+import { setImmediate as tick } from 'node:timers/promises';
 import { createLogger, digestOf, ErrorCode, GcfsError, layerDirName } from '@gcfs/core';
 import type { DownloadOutcome, DownloadRequest } from '@gcfs/downloader';
 import { tempDirFor } from '@gcfs/testkit';
@@ -14,7 +14,8 @@ import { GarbageCollector } from '../../src/daemon/gc.js';
 import type { ImageRecord, ImagesInUse } from '../../src/daemon/images-in-use.js';
 import type { LayerDownloader } from '../../src/daemon/layer-downloads.js';
 import { LAYER_TRANSITIONS, LayerStates } from '../../src/daemon/layer-state.js';
-import { type ImageTree, Registrar } from '../../src/daemon/registrar.js';
+import { Registrar } from '../../src/daemon/registrar.js';
+import type { ImageTree } from '../../src/daemon/served-images.js';
 import { type SessionLike, SessionPool } from '../../src/daemon/sessions.js';
 
 const A = digestOf('layer a');
@@ -79,8 +80,9 @@ class ManualDownloader implements LayerDownloader {
 
   /** Answer the oldest request for `layer`. */
   async finish(layer: string, outcome: Partial<DownloadOutcome> = {}): Promise<void> {
-    // Retries come after a (1 ms) backoff timer: wait in real time, not in loop turns.
-    for (let i = 0; i < 2_000 && !this.waiting.some((w) => w.request.layerId === layer); i++) await sleep(1);
+    // A retry comes after a backoff timer (1 ms here): wait in time, not in a count of turns.
+    const deadline = Date.now() + 2_000;
+    while (!this.waiting.some((w) => w.request.layerId === layer) && Date.now() < deadline) await tick();
     const index = this.waiting.findIndex((w) => w.request.layerId === layer);
     assert.ok(index >= 0, `no download of ${layer} asked for`);
     const [{ answer }] = this.waiting.splice(index, 1) as [ManualDownloader['waiting'][number]];

@@ -196,8 +196,13 @@ class VerifiedBlobStream extends Readable {
         body.off('data', onData);
         body.off('end', finish);
         body.off('error', finish);
+        // The body is discarded by the caller; until then a late error must find a listener.
+        body.on('error', () => {});
         if (err === undefined) resolve();
-        else reject(err);
+        else {
+          body.pause();
+          reject(err);
+        }
       };
       body.on('data', onData);
       body.once('end', finish);

@@ -60,9 +60,9 @@ export function verifiedBlobStream(desc: Descriptor, options: BlobStreamOptions)
 /**
  * One Readable fed straight from the response body's 'data' events, with backpressure by
  * pausing the body: no per-chunk promises and no second stream layer on the hot path
- * (an async generator under Readable.from cost a fifth of the throughput, see
- * docs/benchmarks/README.md). Hashing stays on this thread: a worker measured no faster
- * on two cores, where the copies and messages cost what the overlap saved.
+ * (an async generator under Readable.from made the main thread 12-21% busier per byte,
+ * see docs/benchmarks/README.md). Hashing stays on this thread: a worker measured no
+ * faster on two cores, where the copies and messages cost what the overlap saved.
  */
 class VerifiedBlobStream extends Readable {
   readonly #desc: Descriptor;

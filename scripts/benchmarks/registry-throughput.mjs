@@ -1,7 +1,7 @@
 // Whole-blob read throughput on loopback: our registry client (streamed, digest verified)
 // against curl, alternating runs in the same process lifetime so both see the same noise.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,8 +35,11 @@ export async function run({ quick }) {
     const url = `${registry.url}/v2/bench/blob/blobs/${desc.digest}`;
     const curlSeconds = [];
     const clientSeconds = [];
+    const clientCpuSeconds = [];
     for (let i = 0; i < runs; i++) {
       curlSeconds.push((await timed(() => curlToNull(url))).seconds);
+      // CPU time of this process while the client reads: less noisy than wall time on a shared machine.
+      const cpu = process.cpuUsage();
       clientSeconds.push(
         (
           await timed(() =>
@@ -44,8 +47,24 @@ export async function run({ quick }) {
           )
         ).seconds,
       );
+      const used = process.cpuUsage(cpu);
+      clientCpuSeconds.push((used.user + used.system) / 1e6);
     }
     await client.close();
+    // The floor verification sets: SHA-256 of as many bytes already in memory, on one thread.
+    const sha256Seconds = [];
+    const block = randomBytes(MiB);
+    for (let i = 0; i < runs; i++) {
+      sha256Seconds.push(
+        (
+          await timed(async () => {
+            const hash = createHash('sha256');
+            for (let m = 0; m < sizeMiB; m++) hash.update(block);
+            hash.digest();
+          })
+        ).seconds,
+      );
+    }
     const mbps = (s) => desc.size / MiB / s;
     const result = {
       benchmark: 'registry-throughput',
@@ -56,8 +75,13 @@ export async function run({ quick }) {
       client_vs_curl: median(curlSeconds) / median(clientSeconds),
       curl_seconds: curlSeconds,
       client_seconds: clientSeconds,
+      client_cpu_seconds: clientCpuSeconds,
+      sha256_mib_per_s: mbps(median(sha256Seconds)),
+      client_cpu_ms_per_mib: (1000 * median(clientCpuSeconds)) / (desc.size / MiB),
       noisy: spread(curlSeconds) > 0.5 || spread(clientSeconds) > 0.5,
-      note: 'client = RegistryClient.openBlobStream (sha256 verified while streaming); curl -o /dev/null (no verification)',
+      note:
+        'client = RegistryClient.openBlobStream (sha256 verified while streaming); curl -o /dev/null (no verification); ' +
+        'client_cpu = CPU time of the benchmark process (main thread and any workers) while the client reads',
     };
     return result;
   } finally {
@@ -79,7 +103,7 @@ export async function main(options) {
   const file = await writeResult('registry-throughput', result, resultsDir(options));
   console.log(
     `registry blob read, ${result.blob_bytes / MiB} MiB, median of ${result.runs}: ` +
-      `client ${result.client_mib_per_s.toFixed(0)} MiB/s, curl ${result.curl_mib_per_s.toFixed(0)} MiB/s, ` +
-      `client/curl throughput ${result.client_vs_curl.toFixed(2)}${result.noisy ? ' (noisy)' : ''} -> ${file}`,
+      `client ${result.client_mib_per_s.toFixed(0)} MiB/s (${result.client_cpu_ms_per_mib.toFixed(2)} ms CPU/MiB), curl ${result.curl_mib_per_s.toFixed(0)} MiB/s, ` +
+      `sha256 alone ${result.sha256_mib_per_s.toFixed(0)} MiB/s, client/curl throughput ${result.client_vs_curl.toFixed(2)}${result.noisy ? ' (noisy)' : ''} -> ${file}`,
   );
 }

@@ -35,3 +35,46 @@ test('a resume answered with the wrong Content-Range fails the stream, and the c
   // Before the fix the unread 206 body kept its connection and close() never returned.
   await client.close();
 });
+
+test('a body longer than the blob fails with ERR_SIZE_MISMATCH, and the client still closes', async (t) => {
+  const bytes = randomBytes(2 * 1024 * 1024);
+  const desc = descriptorOf(MediaType.OciLayer, bytes);
+  // No Content-Length (chunked): the excess is only seen as it arrives.
+  const server = createServer((_req, res) => {
+    res.writeHead(200);
+    res.end(Buffer.concat([bytes, randomBytes(1024 * 1024)]));
+  });
+  const origin = await listenOn(server, '127.0.0.1');
+  t.after(() => closeServer(server));
+  const client = new RegistryClient({ insecureHosts: ['127.0.0.1'] });
+  const stream = client.openBlobStream(`${new URL(origin).host}/fails/longer:1`, desc);
+  await assert.rejects(stream.toArray(), (err) => isGcfsError(err, ErrorCode.SizeMismatch));
+  await client.close();
+});
+
+test('a slow consumer gets the whole blob verified, and one that stops midway frees the connection', async (t) => {
+  const bytes = randomBytes(8 * 1024 * 1024);
+  const desc = descriptorOf(MediaType.OciLayer, bytes);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-length': bytes.length });
+    res.end(bytes);
+  });
+  const origin = await listenOn(server, '127.0.0.1');
+  t.after(() => closeServer(server));
+  const client = new RegistryClient({ insecureHosts: ['127.0.0.1'] });
+  const ref = `${new URL(origin).host}/slow/consumer:1`;
+
+  // Backpressure: the body is paused while this consumer lags, and nothing is lost.
+  const chunks: Buffer[] = [];
+  for await (const chunk of client.openBlobStream(ref, desc)) {
+    chunks.push(chunk as Buffer);
+    if (chunks.length % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.ok(Buffer.concat(chunks).equals(bytes));
+
+  const stream = client.openBlobStream(ref, desc);
+  for await (const _chunk of stream) break;
+  assert.ok(stream.destroyed);
+  // The unread rest of the body was discarded: close() returns instead of waiting for it.
+  await client.close();
+});

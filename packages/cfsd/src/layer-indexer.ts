@@ -13,7 +13,7 @@ import {
   compressionOf,
   decompressLayer,
   indexLayer,
-  type LayerIndex,
+  indexLayerThreaded,
   serializeLayerIndex,
 } from '@gcfs/index';
 import pLimit from 'p-limit';
@@ -32,7 +32,20 @@ export interface LayerIndexerOptions {
   /** Layers indexed at once across all images. */
   concurrency: number;
   blockSize?: number;
+  /**
+   * Layers of at least this many compressed bytes are indexed on a worker thread (default
+   * 1 MiB): the event loop stays free and the work's garbage stays in the worker's heap. Smaller
+   * ones are indexed here, where a thread would cost more than it saves.
+   */
+  workerThreshold?: number;
 }
+
+interface Indexed {
+  contentSize: number;
+  blockCount: number;
+}
+
+const DEFAULT_WORKER_THRESHOLD = 1 << 20;
 
 // Failures that retrying cannot fix: the layer itself is bad or unsupported.
 const PERMANENT = new Set<string>([
@@ -96,7 +109,7 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
           seconds: Number(process.hrtime.bigint() - started) / 1e9,
           compressedBytes: desc.size,
           contentBytes: index.contentSize,
-          blocks: index.blocks.length,
+          blocks: index.blockCount,
         });
         return { status: 'ready' } as const;
       } catch (err) {
@@ -109,13 +122,24 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
     });
   }
 
-  private async indexInto(desc: Descriptor, open: () => Readable): Promise<LayerIndex> {
+  private async indexInto(desc: Descriptor, open: () => Readable): Promise<Indexed> {
     const compression = compressionOf(desc.mediaType);
     const writer = await this.store.begin(desc.digest);
     try {
       const blob = open();
-      const tar = decompressLayer(blob, compression);
       const options = this.options.blockSize === undefined ? {} : { blockSize: this.options.blockSize };
+      if (desc.size >= (this.options.workerThreshold ?? DEFAULT_WORKER_THRESHOLD)) {
+        // Committed only after the blob's end verified and the worker read the whole tar.
+        const index = await indexLayerThreaded(
+          blob,
+          compression,
+          (stored) => writer.appendBlock(stored),
+          options,
+        );
+        await writer.commit(index.serialized);
+        return index;
+      }
+      const tar = decompressLayer(blob, compression);
       const index = await indexLayer(
         tar,
         { writeBlock: (_i, compressed) => writer.appendBlock(compressed) },
@@ -127,7 +151,7 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
       tar.resume();
       await Promise.all([finished(tar), finished(blob)]);
       await writer.commit(serializeLayerIndex(index));
-      return index;
+      return { contentSize: index.contentSize, blockCount: index.blocks.length };
     } catch (err) {
       await writer.abort();
       throw err;

@@ -4,5 +4,6 @@ export * from './indexer.js';
 export * from './paths.js';
 export * from './serialize.js';
 export * from './tar-reader.js';
+export * from './threaded-indexer.js';
 export * from './toc.js';
 export * from './whiteout.js';

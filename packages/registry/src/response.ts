@@ -1,4 +1,4 @@
-import { ErrorCode, GcfsError, Limits, redactUrl } from '@gcfs/core';
+import { boundText, ErrorCode, GcfsError, Limits, redactUrl } from '@gcfs/core';
 import type { HttpResponse } from './transport.js';
 
 /** First value of a response header (undici gives arrays for repeated headers). */
@@ -42,6 +42,9 @@ const REGISTRY_CODES: Record<string, ErrorCode> = {
   DENIED: ErrorCode.Denied,
 };
 
+/** Characters of a registry's error kept in our message. */
+const ERROR_SUMMARY = 200;
+
 /** `CODE: message; CODE: message` from a registry's JSON error body, or its text. */
 function summarize(body: string): { summary: string; codes: string[] } {
   try {
@@ -49,16 +52,12 @@ function summarize(body: string): { summary: string; codes: string[] } {
     if (Array.isArray(parsed.errors) && parsed.errors.length > 0) {
       const codes = parsed.errors.map((e) => String(e.code ?? 'UNKNOWN'));
       const summary = parsed.errors.map((e, i) => `${codes[i]}: ${String(e.message ?? '')}`).join('; ');
-      return { summary: shorten(summary), codes };
+      return { summary: boundText(summary, ERROR_SUMMARY), codes };
     }
   } catch {
     // not JSON: fall through to the raw text
   }
-  return { summary: shorten(body.replace(/\s+/g, ' ').trim()), codes: [] };
-}
-
-function shorten(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return { summary: boundText(body.replace(/\s+/g, ' ').trim(), ERROR_SUMMARY), codes: [] };
 }
 
 /**

@@ -30,7 +30,11 @@ const demo = cleanupList();
 const node = cleanupList();
 
 async function gcfsRun(setup) {
-  const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', cfsdStore: join(CACHE, 'cfsd-store') });
+  const stack = await startGcfsStack({
+    insecureRegistry: '127.0.0.1',
+    cfsdStore: join(CACHE, 'cfsd-store'),
+    minStreamedImageMb: 'default',
+  });
   node.after(() => stack.stop());
   const result = await coldStart({ ...setup, stack, cleanups: node });
   result.streamedBytes = await stack.metric('gcfsd_backend_fetched_bytes_total');

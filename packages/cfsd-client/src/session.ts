@@ -96,6 +96,13 @@ export class ImageSession {
     return this.#response.sessionToken;
   }
 
+  /** Digests of the layers cfsd had indexed when it last answered AuthImage. */
+  get indexedLayers(): string[] {
+    return this.#response.layers
+      .filter((layer) => layer.status === containerfs.LayerStatus.LAYER_STATUS_READY)
+      .map((layer) => layer.digest);
+  }
+
   layer(digest: string): containerfs.Layer | undefined {
     return this.#response.layers.find((layer) => layer.digest === digest);
   }
@@ -105,10 +112,15 @@ export class ImageSession {
     return this.#reauth('refresh');
   }
 
-  /** The layer's table of contents: its header and every entry in tar order. */
-  async layerIndex(layerDigest: string, options: CallOptions = {}): Promise<LayerIndex> {
+  /**
+   * The layer's table of contents: its header and every entry in tar order. With `wait`, a
+   * layer cfsd is still indexing is answered once it is (ERR_LAYER_INDEXING after the
+   * call's deadline; ERR_NOT_STREAMABLE when it cannot be indexed).
+   */
+  async layerIndex(layerDigest: string, options: CallOptions & { wait?: boolean } = {}): Promise<LayerIndex> {
+    const wait = options.wait ?? false;
     const chunks = await this.#authorized((sessionToken) =>
-      this.#rpc.getLayerIndex({ sessionToken, layerDigest }, options.signal),
+      this.#rpc.getLayerIndex({ sessionToken, layerDigest, wait }, options.signal),
     );
     const header = chunks[0]?.header;
     const entries = chunks.flatMap((chunk) => chunk.entries);

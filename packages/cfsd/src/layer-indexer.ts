@@ -91,6 +91,11 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
     return this.inFlight.has(digest) ? { status: 'indexing' } : undefined;
   }
 
+  /** The indexing under way for `digest`, if any (it settles with the layer's outcome). */
+  inProgress(digest: Digest): Promise<LayerOutcome> | undefined {
+    return this.inFlight.get(digest);
+  }
+
   /** Index the layer unless it is stored or failed already; `open` streams the compressed blob. */
   ensure(desc: Descriptor, open: () => Readable): Promise<LayerOutcome> {
     return this.inFlight.run(desc.digest, () => this.run(desc, open));

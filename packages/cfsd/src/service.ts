@@ -209,6 +209,7 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
     const started = process.hrtime.bigint();
     try {
       const { layer } = authorize(call.request.sessionToken, call.request.layerDigest);
+      await untilIndexed(layer!.digest, call.request.wait, call.getDeadline());
       const { index } = await parts.indexes.get(layer!.digest);
       call.write({
         header: {
@@ -234,6 +235,28 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
       parts.observe?.('GetLayerIndex', err, elapsed(started));
       call.emit('error', toServiceError(err));
     }
+  }
+
+  /**
+   * Answer for a layer that is not indexed: NOT_STREAMABLE when it cannot be, and with `wait`
+   * the end of its indexing under way, until shortly before `deadline` (still indexing then is
+   * ERR_LAYER_INDEXING, which the caller answers by asking again).
+   */
+  async function untilIndexed(digest: Digest, wait: boolean, deadline: Date | number): Promise<void> {
+    const indexing = wait ? parts.indexer.inProgress(digest) : undefined;
+    const outcome = indexing ? await waitUntil(indexing, deadline) : await parts.indexer.peek(digest);
+    if (indexing && outcome === undefined) {
+      throw new GcfsError(ErrorCode.LayerIndexing, `layer ${digest} is still being indexed`, {
+        hint: 'ask again with wait',
+      });
+    }
+    if (outcome?.status !== 'failed') return;
+    if (outcome.permanent) {
+      throw new GcfsError(ErrorCode.NotStreamable, `layer ${digest} cannot be streamed: ${outcome.reason}`);
+    }
+    throw new GcfsError(ErrorCode.NotFound, `indexing layer ${digest} failed: ${outcome.reason}`, {
+      hint: 'call AuthImage again to index it again',
+    });
   }
 
   async function getPrefetchImageReport(req: pb.GetPrefetchImageReportRequest) {
@@ -300,15 +323,15 @@ function servedBytes(res: unknown): number | undefined {
   return Array.isArray(blocks) ? blocks.reduce((sum, b) => sum + b.data.length, 0) : undefined;
 }
 
-/** Wait for `work`, but no longer than shortly before the call's deadline. */
-async function waitUntil(work: Promise<unknown>, deadline: Date | number): Promise<void> {
+/** What `work` settles with, or undefined when shortly before the call's deadline it has not. */
+async function waitUntil<T>(work: Promise<T>, deadline: Date | number): Promise<T | undefined> {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) {
-    await work;
-    return;
-  }
+  if (!Number.isFinite(at)) return work;
   const budget = at - Date.now() - 250;
-  if (budget <= 0) return;
+  if (budget <= 0) return undefined;
   const timeout = AbortSignal.timeout(budget);
-  await Promise.race([work, new Promise((resolve) => timeout.addEventListener('abort', resolve))]);
+  return Promise.race([
+    work,
+    new Promise<undefined>((resolve) => timeout.addEventListener('abort', () => resolve(undefined))),
+  ]);
 }

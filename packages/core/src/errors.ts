@@ -62,6 +62,10 @@ export const ErrorCode = {
   FailedPrecondition: 'ERR_FAILED_PRECONDITION',
   /** A streamed layer cannot be served now (its image is not registered, its index not loaded). */
   LayerUnavailable: 'ERR_LAYER_UNAVAILABLE',
+  /** The content service is still indexing the layer; ask again (its index is on its way). */
+  LayerIndexing: 'ERR_LAYER_INDEXING',
+  /** The image is smaller than streaming pays for (gcfsd's --min_streamed_image_size_mb): pulled normally. */
+  ImageTooSmall: 'ERR_IMAGE_TOO_SMALL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -246,6 +246,16 @@ export const GCFSD_FLAGS = defineFlags([
     validate: emptyOrAbsolutePath,
     description: 'Directory where the snapshotter keeps its metadata and snapshot directories',
   },
+  {
+    name: 'min_streamed_image_size_mb',
+    type: 'int',
+    default: 4,
+    min: 0,
+    group: SNAPSHOTTER,
+    extension: true,
+    description:
+      'Images whose layers add up to fewer compressed MiB are pulled normally (the pause image, busybox): a full pull of them is as fast as streaming (docs/benchmarks); the fallback reason is ERR_IMAGE_TOO_SMALL. 0 streams every image',
+  },
   // Credentials
   {
     name: 'add_pull_secret',

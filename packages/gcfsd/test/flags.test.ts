@@ -43,6 +43,7 @@ const MISSION_DEFAULTS = {
 // Flags this project adds: for the snapshotter, and the downloader's registry access, metrics and pacing.
 const OUR_DEFAULTS = {
   download_quiet_period: 2000,
+  min_streamed_image_size_mb: 4,
   snapshotter_uds_path: '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
   snapshotter_root: '/var/lib/containerd/io.containerd.snapshotter.v1.gcfs/snapshotter',
   registry_hosts_dir: '',

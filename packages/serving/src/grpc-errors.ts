@@ -23,6 +23,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.TooManyRequests]: GrpcStatus.RESOURCE_EXHAUSTED,
   [ErrorCode.RegistryUnavailable]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.LayerUnavailable]: GrpcStatus.UNAVAILABLE,
+  [ErrorCode.LayerIndexing]: GrpcStatus.UNAVAILABLE,
+  [ErrorCode.ImageTooSmall]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.Aborted]: GrpcStatus.CANCELLED,
 };
 

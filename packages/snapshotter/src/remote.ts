@@ -131,9 +131,10 @@ export class FallbackMemory {
 }
 
 export function layerUnavailable(layer: RemoteLayerRef, cause?: unknown): GcfsError {
+  const why = cause instanceof Error ? `: ${cause.message}` : '';
   return new GcfsError(
     ErrorCode.LayerUnavailable,
-    `layer ${layer.index} (${layer.digest}) of ${layer.imageRef} is not available from gcfsd`,
+    `layer ${layer.index} (${layer.digest}) of ${layer.imageRef} is not available from gcfsd${why}`,
     { cause, hint: 'gcfsd restores its images at start; check that gcfsd runs and reaches cfsd' },
   );
 }

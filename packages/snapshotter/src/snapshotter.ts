@@ -292,6 +292,8 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
       await remote.prepare(layer);
     } catch (err) {
       this.#fallBack(layer.manifestDigest, fallbackOf(target, layer, err));
+      // Registered before a layer turned out not streamable: release it unless snapshots use it.
+      if (!this.#uses(layer)) await remote.release(layer).catch(() => undefined);
       return false;
     }
     let committed = false;

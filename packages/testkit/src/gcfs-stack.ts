@@ -26,6 +26,11 @@ export interface GcfsStackOptions {
   downloader?: boolean;
   /** More flags for the FUSE gcfsd (e.g. --gc_period=1s). */
   gcfsdFlags?: readonly string[];
+  /**
+   * gcfsd's --min_streamed_image_size_mb. Default 0: test images are a few KiB and must stream;
+   * 'default' leaves gcfsd's own (the benchmarks and the demo run as a node does).
+   */
+  minStreamedImageMb?: number | 'default';
   /** Where logs and state go; default a temp dir removed by stop(). */
   dir?: string;
   /** Run cfsd inside a ShapedNetwork, listening on `address` (its nsAddress); gcfsd dials it there. */
@@ -146,6 +151,9 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
         `--snapshotter_root=${snapshotterRoot}`,
         `--port=${metricsPort}`,
         '--client_uid=gcfs-stack',
+        ...(options.minStreamedImageMb === 'default'
+          ? []
+          : [`--min_streamed_image_size_mb=${options.minStreamedImageMb ?? 0}`]),
         ...(options.gcfsdFlags ?? []),
       ],
       ready: { logLine: /GCFSD: serving/ },

@@ -24,7 +24,7 @@ export function adminSocketPath(mountPoint: string): string {
 
 /** The calls the endpoint serves (the daemon's Registrar and GarbageCollector). */
 export interface AdminApi {
-  register(image: string, options: { credential?: PullCredential }): Promise<RegisteredImage>;
+  register(image: string, options: { credential?: PullCredential; wait?: boolean }): Promise<RegisteredImage>;
   unregister(name: string): Promise<boolean>;
   list(): RegisteredImage[];
   collect(): Promise<GcResult>;
@@ -67,7 +67,13 @@ export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ s
       if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
       checkLength('image', req.image, Limits.reference);
       checkCredentialLengths('credential', req.credential);
-      return toWire(await api.register(req.image, req.credential ? { credential: req.credential } : {}));
+      // An explicit registration answers once every layer is indexed, as it always has.
+      return toWire(
+        await api.register(req.image, {
+          wait: true,
+          ...(req.credential ? { credential: req.credential } : {}),
+        }),
+      );
     }),
     listImages: unary(async () => ({ images: api.list().map(toWire) })),
     unregisterImage: unary(async (req: pb.UnregisterImageRequest) => {

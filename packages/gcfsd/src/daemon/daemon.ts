@@ -194,6 +194,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
         root: config.snapshotter_root,
         socketPath: config.snapshotter_uds_path,
         mountPoint: config.mount_point,
+        minImageBytes: config.min_streamed_image_size_mb * 1024 * 1024,
         registrar,
         metrics,
         logger,

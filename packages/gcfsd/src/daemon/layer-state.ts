@@ -19,6 +19,9 @@
 //   is tried again when an image naming it is registered again, or gcfsd restarts.
 // Loading the index is a state change only from attached: a layer downloading (or failed)
 // before cfsd answered is downloading (failed) still, and becomes servable as well.
+// Beside the state, each layer's index has its own progress (unknown, indexing, loaded,
+// failed): a first pull commits the snapshots before cfsd has indexed the layers, downloads
+// those at once, and serves each from whichever comes first, its index or its local copy.
 // A registration claims its layers while it runs, so GC leaves them alone until it either
 // puts them in the tree or fails; then an unclaimed layer no image in use names is GC's.
 
@@ -46,10 +49,25 @@ const LEVEL: Readonly<Record<LayerState | 'removed', 'debug' | 'info' | 'error'>
   removed: 'info',
 };
 
+/**
+ * How far the layer's index is: not known yet (cfsd has not answered), being indexed by cfsd,
+ * loaded (layers/<digest> is in the tree), or failed (cfsd cannot index it: local copy only).
+ */
+export type IndexProgress = 'unknown' | 'indexing' | 'loaded' | 'failed';
+
+/**
+ * Whether a mount can use the layer: now, once something under way ends (cfsd indexing it,
+ * or its download), not yet and nothing known to be under way, or never (both failed).
+ */
+export type Availability = 'servable' | 'pending' | 'unknown' | { failed: string };
+
 interface Entry {
   state: LayerState;
-  /** layers/<digest> is in the tree (its index came from cfsd). */
-  indexed: boolean;
+  index: IndexProgress;
+  /** Why cfsd cannot index it. */
+  indexFailure?: string;
+  /** Why its last download was given up. */
+  downloadFailure?: string;
   /** Registrations under way that name the layer. */
   claims: number;
 }
@@ -80,11 +98,29 @@ export class LayerStates {
   /** Local, or streamed with its index loaded. */
   servable(digest: string): boolean {
     const entry = this.#layers.get(digest);
-    return entry !== undefined && (entry.state === 'local' || entry.indexed);
+    return entry !== undefined && (entry.state === 'local' || entry.index === 'loaded');
   }
 
-  indexed(digest: string): boolean {
-    return this.#layers.get(digest)?.indexed === true;
+  indexProgress(digest: string): IndexProgress | undefined {
+    return this.#layers.get(digest)?.index;
+  }
+
+  /** Why cfsd cannot index the layer, when it cannot. */
+  indexFailure(digest: string): string | undefined {
+    return this.#layers.get(digest)?.indexFailure;
+  }
+
+  availability(digest: string): Availability {
+    const entry = this.#layers.get(digest);
+    if (entry === undefined) return 'unknown';
+    if (entry.state === 'local' || entry.index === 'loaded') return 'servable';
+    if (entry.index === 'failed' && entry.state === 'failed') {
+      return {
+        failed: `cfsd cannot index it (${entry.indexFailure}) and its download failed (${entry.downloadFailure})`,
+      };
+    }
+    if (entry.index === 'indexing' || entry.state === 'downloading') return 'pending';
+    return 'unknown';
   }
 
   /** Layers per state (the gauge). */
@@ -98,7 +134,7 @@ export class LayerStates {
   attach(digest: string, fields: LogFields, claim = false): void {
     let entry = this.#layers.get(digest);
     if (entry === undefined) {
-      entry = { state: 'attached', indexed: false, claims: 0 };
+      entry = { state: 'attached', index: 'unknown', claims: 0 };
       this.#layers.set(digest, entry);
       this.#log(digest, undefined, 'attached', fields);
     }
@@ -136,6 +172,7 @@ export class LayerStates {
     }
     const from = entry.state;
     entry.state = next;
+    if (next === 'failed') entry.downloadFailure = String(fields.reason ?? 'unknown');
     this.#log(digest, from, next, fields);
     return true;
   }
@@ -144,9 +181,25 @@ export class LayerStates {
   markIndexed(digest: string): boolean {
     const entry = this.#layers.get(digest);
     if (entry === undefined) return false;
-    entry.indexed = true;
+    entry.index = 'loaded';
     this.transition(digest, ['attached'], 'streamed');
     return true;
+  }
+
+  /** cfsd is indexing the layer (its index is on its way), or cannot (`reason`). */
+  markIndexProgress(digest: string, progress: 'indexing' | { failed: string }): void {
+    const entry = this.#layers.get(digest);
+    if (entry === undefined || entry.index === 'loaded') return;
+    if (progress === 'indexing') {
+      entry.index = 'indexing';
+      return;
+    }
+    entry.index = 'failed';
+    entry.indexFailure = progress.failed;
+    this.#o.logger.warn('Layer cannot be streamed: it is served once downloaded', {
+      layer: digest,
+      reason: progress.failed,
+    });
   }
 
   /** GC took it out of the tree. */

@@ -6,16 +6,24 @@
 // at once and authorized in the background (restore.ts). GC asks collect() for what no
 // image in use needs.
 
-import { type BackoffOptions, ErrorCode, GcfsError, type Logger } from '@gcfs/core';
+import {
+  type BackoffOptions,
+  describeError,
+  ErrorCode,
+  GcfsError,
+  isGcfsError,
+  type Logger,
+  retryUntilStopped,
+} from '@gcfs/core';
 import { parseReference } from '@gcfs/registry';
-import type { ImageRecord, ImagesInUse } from './images-in-use.js';
+import type { ImageRecord, ImagesInUse, LayerRecord } from './images-in-use.js';
 import {
   type DownloadResult,
   type LayerDownloader,
   LayerDownloads,
   type PullCredential,
 } from './layer-downloads.js';
-import type { LayerState } from './layer-state.js';
+import type { Availability, LayerState } from './layer-state.js';
 import { prefetchImage } from './prefetch.js';
 import type { ReadReporter } from './read-reports.js';
 import { restoreImages } from './restore.js';
@@ -61,6 +69,19 @@ export interface RegistrarOptions {
   maxFailedDownloads?: number;
 }
 
+export interface RegisterOptions {
+  /** The registry credential to use (default: the node's, see CredentialResolver). */
+  credential?: PullCredential;
+  /** Wait until cfsd has indexed every layer before registering. */
+  wait?: boolean;
+  /** Images with fewer compressed bytes in all are refused with ERR_IMAGE_TOO_SMALL. */
+  minImageBytes?: number;
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 /** The name an image is registered under: its normalized reference. */
 export function imageName(image: string): string {
   return parseReference(image).toString();
@@ -100,18 +121,39 @@ export class Registrar {
     });
   }
 
-  /** Authorize `image` with cfsd, record it in use, put it in the tree, start its downloads. */
-  async register(image: string, options: { credential?: PullCredential } = {}): Promise<RegisteredImage> {
+  /**
+   * Authorize `image` with cfsd, record it in use, put it in the tree, start its downloads.
+   * With `wait`, cfsd indexes every layer first (the admin socket's registration); without,
+   * the layers cfsd has indexed are loaded now and the others are downloaded at once while
+   * cfsd indexes them, each served from whichever comes first (a first pull).
+   */
+  async register(image: string, options: RegisterOptions = {}): Promise<RegisteredImage> {
     const name = imageName(image);
     this.#o.logger.info(`Received UpdateCreds request for image ${name}`);
     const credential = options.credential ?? (await this.#o.secrets.forImage(name)).credential;
-    const session = await this.#o.cfsd.authImage(name, credential, { wait: true });
+    const session = await this.#o.cfsd.authImage(name, credential, { wait: options.wait ?? false });
     if (!session.streamable) {
       session.close();
-      throw new GcfsError(ErrorCode.NotStreamable, `image ${name} cannot be streamed`, {
-        hint: 'pull it normally',
-        details: { image: name },
-      });
+      throw new GcfsError(
+        ErrorCode.NotStreamable,
+        `image ${name} cannot be streamed: ${session.notStreamableReason}`,
+        {
+          hint: 'pull it normally',
+          details: { image: name },
+        },
+      );
+    }
+    const bytes = session.layers.reduce((sum, layer) => sum + layer.size, 0);
+    if (bytes < (options.minImageBytes ?? 0)) {
+      session.close();
+      throw new GcfsError(
+        ErrorCode.ImageTooSmall,
+        `image ${name} is ${formatMiB(bytes)} compressed, under the ${formatMiB(options.minImageBytes!)} streaming pays for`,
+        {
+          hint: 'a full pull of it is as fast; --min_streamed_image_size_mb sets the size',
+          details: { image: name },
+        },
+      );
     }
     const record: ImageRecord = {
       name,
@@ -119,6 +161,8 @@ export class Registrar {
       layers: session.layers.map(({ digest, mediaType, size }) => ({ digest, mediaType, size })),
       registeredAt: Date.now(),
     };
+    const indexed = session.indexedLayers;
+    const indexing = record.layers.filter((layer) => !indexed.includes(layer.digest));
     this.#o.sessions.set(
       name,
       session,
@@ -126,14 +170,24 @@ export class Registrar {
     );
     await this.#images.claimLayers(record, async () => {
       try {
-        await this.#images.indexLayers(record);
+        await this.#images.indexLayers(record, indexed);
+        this.#images.markIndexing(indexing.map((layer) => layer.digest));
         await this.#images.add(record);
       } catch (err) {
         if (!this.#images.has(name)) this.#o.sessions.delete(name);
         throw err;
       }
     });
-    void this.#startDownloadsLater(record, credential);
+    if (indexing.length > 0) {
+      // Not indexed yet: downloaded now, as a full pull would, and streamed if cfsd is faster.
+      this.#startDownloads(record, credential, indexing);
+      void this.#loadIndexes(record, indexing);
+    }
+    void this.#startDownloadsLater(
+      record,
+      credential,
+      record.layers.filter((layer) => indexed.includes(layer.digest)),
+    );
     if (this.#o.prefetch) {
       // Registration comes just before the container starts: what it reads now is what
       // a prefetch report should hold.
@@ -178,9 +232,14 @@ export class Registrar {
     return this.#o.sessions.get(name) === undefined ? undefined : this.#images.describe(name);
   }
 
-  /** True when layer `index` of the image in use `name` can be read: local, or its index loaded. */
-  layerServable(name: string, index: number): boolean {
-    return this.#images.layerServable(name, index);
+  /** Whether layer `index` of the image in use `name` can be read (see LayerStates.availability). */
+  layerAvailability(name: string, index: number): Availability {
+    return this.#images.layerAvailability(name, index);
+  }
+
+  /** Why cfsd cannot index layer `index` of the image in use `name`, when it cannot. */
+  layerIndexFailure(name: string, index: number): string | undefined {
+    return this.#images.layerIndexFailure(name, index);
   }
 
   /** Where a layer stands on this node (undefined: not here). */
@@ -212,23 +271,67 @@ export class Registrar {
     this.#downloads.close();
   }
 
-  /** Download the image's layers that are neither local nor on their way (a failed one again). */
-  #startDownloads(record: ImageRecord, credential: PullCredential): void {
-    for (const layer of record.layers) {
+  /** Download the image's `layers` that are neither local nor on their way (a failed one again). */
+  #startDownloads(
+    record: ImageRecord,
+    credential: PullCredential,
+    layers: readonly LayerRecord[] = record.layers,
+  ): void {
+    for (const layer of layers) {
       if (this.#images.startDownload(layer.digest, record.name)) {
         void this.#downloads.start(record.name, layer, credential);
       }
     }
   }
 
-  async #startDownloadsLater(record: ImageRecord, credential: PullCredential): Promise<void> {
+  async #startDownloadsLater(
+    record: ImageRecord,
+    credential: PullCredential,
+    layers: readonly LayerRecord[],
+  ): Promise<void> {
     try {
       await this.#o.downloadsAfter?.(this.#stop.signal);
     } catch {
       return; // the daemon stops
     }
     // Unregistered (and maybe collected) meanwhile: nothing to download.
-    if (this.#images.inUseRecord(record.name) !== undefined) this.#startDownloads(record, credential);
+    if (this.#images.inUseRecord(record.name) !== undefined) this.#startDownloads(record, credential, layers);
+  }
+
+  /**
+   * Load the indexes of `layers` as cfsd finishes them, until each is loaded, local, cannot be
+   * indexed, or no longer in use. cfsd forgetting an indexing (a restart, a transient
+   * registry failure) is answered with a new AuthImage, which starts it again.
+   */
+  async #loadIndexes(record: ImageRecord, layers: readonly LayerRecord[]): Promise<void> {
+    await retryUntilStopped(
+      async (attempt) => {
+        if (this.#images.inUseRecord(record.name) === undefined) return true;
+        try {
+          await this.#images.indexLayers(
+            record,
+            layers.map((layer) => layer.digest),
+          );
+          return true;
+        } catch (err) {
+          if (isGcfsError(err, ErrorCode.NotFound)) {
+            await this.#o.sessions
+              .get(record.name)
+              ?.refresh()
+              .catch(() => undefined);
+          }
+          if (!isGcfsError(err, ErrorCode.LayerIndexing)) {
+            this.#o.logger.warn('Loading layer indexes from cfsd failed; retrying', {
+              image: record.name,
+              attempt,
+              error: describeError(err),
+            });
+          }
+          return false;
+        }
+      },
+      { backoff: { initialMs: 500, maxMs: 30_000 }, signal: this.#stop.signal },
+    );
   }
 
   async #prefetch(name: string, session: SessionLike): Promise<void> {

@@ -5,10 +5,10 @@
 // local, failed) is one state machine (layer-state.ts). registrar.ts drives registration,
 // restore.ts the images brought back from the DB at start.
 
-import { imageDirName, type Logger, SingleFlight } from '@gcfs/core';
+import { ErrorCode, imageDirName, isGcfsError, type Logger, SingleFlight } from '@gcfs/core';
 import type { ImageRecord, ImagesInUse } from './images-in-use.js';
 import { cachedLayerDir, isCachedLayer } from './layer-dirs.js';
-import { type LayerState, LayerStates } from './layer-state.js';
+import { type Availability, type LayerState, LayerStates } from './layer-state.js';
 import { Mutex } from './mutex.js';
 import type { PrefetchBlocks } from './prefetch.js';
 import type { SessionPool } from './sessions.js';
@@ -121,19 +121,43 @@ export class ServedImages {
     }
   }
 
-  /** Put each layer under layers/ (asks cfsd for its table of contents). */
-  async indexLayers(record: ImageRecord): Promise<void> {
+  /**
+   * Put each of `digests` (default: the image's layers) under layers/, asking cfsd for its
+   * table of contents and waiting while cfsd indexes it. A layer cfsd cannot index is marked
+   * so (it is served once downloaded); a local one is left alone.
+   */
+  async indexLayers(
+    record: ImageRecord,
+    digests = record.layers.map((layer) => layer.digest),
+  ): Promise<void> {
     // All layers' tables at once (one round trip, not one per layer), each asked for once.
     await Promise.all(
-      record.layers.map(({ digest }) => {
-        if (this.#layers.indexed(digest)) return undefined;
+      digests.map((digest) => {
+        const progress = this.#layers.indexProgress(digest);
+        if (progress === 'loaded' || progress === 'failed' || this.#layers.state(digest) === 'local') {
+          return undefined;
+        }
         return this.#indexing.run(digest, async () => {
-          await this.#o.tree.addLayer(digest);
+          try {
+            await this.#o.tree.addLayer(digest);
+          } catch (err) {
+            if (isGcfsError(err, ErrorCode.NotStreamable)) {
+              this.#layers.markIndexProgress(digest, { failed: err.message });
+              return;
+            }
+            if (isGcfsError(err, ErrorCode.LayerIndexing)) this.#layers.markIndexProgress(digest, 'indexing');
+            throw err;
+          }
           // GC removed the layer while cfsd answered: out of the tree again.
           if (!this.#layers.markIndexed(digest)) this.#o.tree.removeLayer(digest);
         });
       }),
     );
+  }
+
+  /** cfsd said it is indexing these layers: mounts wait for them rather than give up. */
+  markIndexing(digests: readonly string[]): void {
+    for (const digest of digests) this.#layers.markIndexProgress(digest, 'indexing');
   }
 
   /** Serve the layer from `dir`, its download done or found in the cache dir. */
@@ -179,10 +203,16 @@ export class ServedImages {
     return [...this.#images.keys()].flatMap((name) => this.describe(name) ?? []);
   }
 
-  /** True when layer `index` of the image in use `name` can be read: local, or its index loaded. */
-  layerServable(name: string, index: number): boolean {
+  /** Whether layer `index` of the image in use `name` can be read (see LayerStates.availability). */
+  layerAvailability(name: string, index: number): Availability {
     const digest = this.inUseRecord(name)?.layers[index]?.digest;
-    return digest !== undefined && this.#layers.servable(digest);
+    return digest === undefined ? 'unknown' : this.#layers.availability(digest);
+  }
+
+  /** Why cfsd cannot index layer `index` of the image in use `name`, when it cannot. */
+  layerIndexFailure(name: string, index: number): string | undefined {
+    const digest = this.inUseRecord(name)?.layers[index]?.digest;
+    return digest === undefined ? undefined : this.#layers.indexFailure(digest);
   }
 
   /** Where a layer stands on this node (undefined: not here). */

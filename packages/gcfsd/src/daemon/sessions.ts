@@ -16,7 +16,10 @@ export type SessionLike = Pick<
   | 'close'
   | 'manifestDigest'
   | 'layers'
+  | 'indexedLayers'
   | 'streamable'
+  | 'notStreamableReason'
+  | 'refresh'
 >;
 
 export class SessionPool {
@@ -57,8 +60,9 @@ export class SessionPool {
     });
   }
 
+  /** The layer's table of contents, once cfsd has indexed it (within the call's deadline). */
   async layerIndex(layer: string): Promise<LayerIndex> {
-    return this.forLayer(layer).layerIndex(layer);
+    return this.forLayer(layer).layerIndex(layer, { wait: true });
   }
 
   async readBlocks(

@@ -2,7 +2,7 @@
 // remote layers come from the registrar, and every image that is not streamed is said out
 // loud: one log line, the fallbacks metric, a Kubernetes event (--event_reporter_type=k8s).
 
-import { describeError, type Logger } from '@gcfs/core';
+import { describeError, ErrorCode, type Logger } from '@gcfs/core';
 import { Snapshotter, serveSnapshots } from '@gcfs/snapshotter';
 import type { EventReporter } from './k8s-events.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -13,6 +13,8 @@ export interface SnapshotServiceOptions {
   root: string;
   socketPath: string;
   mountPoint: string;
+  /** --min_streamed_image_size_mb in bytes. */
+  minImageBytes: number;
   registrar: Registrar;
   metrics: DaemonMetrics;
   logger: Logger;
@@ -30,6 +32,7 @@ export async function startSnapshotService(o: SnapshotServiceOptions): Promise<R
   const layers = new StreamedLayers({
     registrar: o.registrar,
     mountPoint: o.mountPoint,
+    minImageBytes: o.minImageBytes,
     onRegistered: (image) => {
       logger.info(`Streaming image ${image.name}`, { layers: image.layers.length });
       o.events?.report({ type: 'Normal', message: `Image ${image.name} is streamed by gcfs` });
@@ -43,12 +46,17 @@ export async function startSnapshotService(o: SnapshotServiceOptions): Promise<R
   snapshotter.on('fallback', (event) => {
     o.metrics.streamingFallbacks.inc({ reason: event.reason });
     const image = event.imageRef ?? '(unknown image)';
-    logger.warn(`Image ${image} is not streamed, containerd pulls it normally: ${event.message}`, {
-      reason: event.reason,
-      manifest_digest: event.manifestDigest,
-    });
+    // Small images are pulled normally by design (the pause image on every node): not a warning.
+    const expected = event.reason === ErrorCode.ImageTooSmall;
+    logger[expected ? 'info' : 'warn'](
+      `Image ${image} is not streamed, containerd pulls it normally: ${event.message}`,
+      {
+        reason: event.reason,
+        manifest_digest: event.manifestDigest,
+      },
+    );
     o.events?.report({
-      type: 'Warning',
+      type: expected ? 'Normal' : 'Warning',
       message: `Image ${image} is not streamed and is pulled normally (${event.reason}): ${event.message}`,
     });
   });

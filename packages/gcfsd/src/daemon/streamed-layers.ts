@@ -22,11 +22,24 @@ export function streamedImageName(layer: Pick<RemoteLayerRef, 'imageRef' | 'mani
 }
 
 export interface StreamedLayersOptions {
-  registrar: Pick<Registrar, 'register' | 'streaming' | 'layerServable' | 'unregister'>;
+  registrar: Pick<
+    Registrar,
+    'register' | 'streaming' | 'layerAvailability' | 'layerIndexFailure' | 'unregister'
+  >;
   /** gcfsd's --mount_point. */
   mountPoint: string;
-  /** How long a mount waits for a layer to become servable (default 10 s). */
+  /** Images smaller than this (compressed) are pulled normally (--min_streamed_image_size_mb). */
+  minImageBytes?: number;
+  /**
+   * How long a mount waits for a layer nothing is known to bring (default 10 s): the index of
+   * a restored image whose cfsd has not answered yet.
+   */
   availabilityWaitMs?: number;
+  /**
+   * How long a mount waits for a layer that cfsd is indexing or that is downloading (default
+   * 10 min): a first pull's worst case is a full pull.
+   */
+  pendingWaitMs?: number;
   /** A new image is streamed (registered for a snapshot). */
   onRegistered?: (image: RegisteredImage, layer: RemoteLayerRef) => void;
 }
@@ -40,6 +53,12 @@ export class StreamedLayers implements RemoteLayers {
     this.#o = options;
   }
 
+  /**
+   * Register the layer's image (once) and wait until the layer can be read: from cfsd's index
+   * or its local copy, whichever comes first on a first pull. The unpack waits rather than the
+   * container's start, so that a layer cfsd cannot index is still pulled normally (throws
+   * ERR_NOT_STREAMABLE: containerd pulls it).
+   */
   async prepare(layer: RemoteLayerRef): Promise<void> {
     const name = streamedImageName(layer);
     const image = this.#o.registrar.streaming(name) ?? (await this.#register(name, layer));
@@ -50,17 +69,37 @@ export class StreamedLayers implements RemoteLayers {
         `layer ${layer.index} of ${name} is ${actual ?? 'missing'}, not ${layer.digest} as containerd says`,
       );
     }
+    await this.#untilServable(name, layer, () => {
+      const failure = this.#o.registrar.layerIndexFailure(name, layer.index);
+      if (failure !== undefined) throw new GcfsError(ErrorCode.NotStreamable, failure);
+    });
   }
 
   async lowerDir(layer: RemoteLayerRef): Promise<string> {
     const name = streamedImageName(layer);
-    // Just after a gcfsd start the restored images' indexes are still on their way from cfsd.
-    const deadline = Date.now() + (this.#o.availabilityWaitMs ?? 10_000);
-    while (!this.#o.registrar.layerServable(name, layer.index)) {
-      if (Date.now() >= deadline) throw layerUnavailable(layer);
-      await sleep(100);
-    }
+    await this.#untilServable(name, layer);
     return join(this.#o.mountPoint, 'images', imageDirName(name), String(layer.index));
+  }
+
+  /** Wait while the layer is on its way (`check` may end the wait by throwing). */
+  async #untilServable(name: string, layer: RemoteLayerRef, check?: () => void): Promise<void> {
+    const started = Date.now();
+    for (;;) {
+      const availability = this.#o.registrar.layerAvailability(name, layer.index);
+      if (availability === 'servable') return;
+      check?.();
+      if (typeof availability === 'object') {
+        throw layerUnavailable(layer, new GcfsError(ErrorCode.LayerUnavailable, availability.failed));
+      }
+      // cfsd indexing it or its download under way: at worst as long as a full pull. Nothing
+      // known under way: the index of an image restored at start, on its way from cfsd.
+      const patience =
+        availability === 'pending'
+          ? (this.#o.pendingWaitMs ?? 600_000)
+          : (this.#o.availabilityWaitMs ?? 10_000);
+      if (Date.now() - started >= patience) throw layerUnavailable(layer);
+      await sleep(50);
+    }
   }
 
   async release(layer: RemoteLayerRef): Promise<void> {
@@ -69,7 +108,7 @@ export class StreamedLayers implements RemoteLayers {
 
   #register(name: string, layer: RemoteLayerRef): Promise<RegisteredImage> {
     return this.#registering.run(name, async () => {
-      const image = await this.#o.registrar.register(name);
+      const image = await this.#o.registrar.register(name, { minImageBytes: this.#o.minImageBytes });
       this.#o.onRegistered?.(image, layer);
       return image;
     });

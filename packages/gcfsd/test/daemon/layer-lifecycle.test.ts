@@ -104,6 +104,7 @@ function sessionOf(name: string): SessionLike {
   return {
     manifestDigest: digestOf(`manifest of ${name}`),
     streamable: true,
+    indexedLayers: LAYERS[name],
     layers: LAYERS[name]!.map((digest) => ({
       digest,
       mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
@@ -180,7 +181,7 @@ describe('layer lifecycle', () => {
     ]);
     assert.deepEqual([...tree.layers].sort(), [A, B].sort());
     assert.deepEqual(tree.images.get(IMAGE), [A, B]);
-    assert.equal(registrar.layerServable(IMAGE, 0), true);
+    assert.equal(registrar.layerAvailability(IMAGE, 0), 'servable');
     await downloader.finish(A);
     assert.equal(registrar.layerState(A), 'local');
     assert.equal(tree.local.get(A), join(cacheDir, layerDirName(A)));
@@ -241,13 +242,13 @@ describe('layer lifecycle', () => {
     assert.equal(await restarted.restore(), 1);
     assert.deepEqual(tree.images.get(IMAGE), [A, B]);
     // A is not in the (empty) cache dir of this test: both are downloaded again.
-    assert.equal(restarted.layerServable(IMAGE, 1), false);
+    assert.notEqual(restarted.layerAvailability(IMAGE, 1), 'servable');
     for (let i = 0; i < 20 && restarted.layerState(B) !== 'downloading'; i++) await tick();
     assert.equal(restarted.layerState(B), 'downloading');
     auth.fail = false;
-    for (let i = 0; i < 200 && !restarted.layerServable(IMAGE, 1); i++)
+    for (let i = 0; i < 200 && restarted.layerAvailability(IMAGE, 1) !== 'servable'; i++)
       await new Promise((r) => setTimeout(r, 2));
-    assert.equal(restarted.layerServable(IMAGE, 1), true, 'streamed while its download runs');
+    assert.equal(restarted.layerAvailability(IMAGE, 1), 'servable', 'streamed while its download runs');
     assert.equal(restarted.layerState(B), 'downloading');
     await downloader.finish(B);
     assert.equal(restarted.layerState(B), 'local');
@@ -293,7 +294,7 @@ describe('layer lifecycle', () => {
       await downloader.finish(A, { succeeded: false, errorReason: reason, errorCode: ErrorCode.LayerWrite });
     }
     assert.equal(registrar.layerState(A), 'failed');
-    assert.equal(registrar.layerServable(IMAGE, 0), true, 'it stays streamed');
+    assert.equal(registrar.layerAvailability(IMAGE, 0), 'servable', 'it stays streamed');
     for (let i = 0; i < 20; i++) await tick();
     assert.equal(downloader.waiting.filter((w) => w.request.layerId === A).length, 0, 'no fourth attempt');
     const failed = lines.filter((line) => line.includes('to=failed'));

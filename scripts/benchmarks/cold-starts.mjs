@@ -3,7 +3,8 @@
 // network profile, in one run. The registry and cfsd sit in a network namespace behind a
 // veth shaped with tc tbf; containerd, gcfsd and its downloader run on the host. Each cold
 // start gets a new containerd and a new gcfsd (empty layer cache), and the page cache is
-// dropped; cfsd's index is kept warm (a regional service), with one run against a cold one.
+// dropped; cfsd's index is kept warm (a regional service), and as many runs again go to a new
+// cfsd on an empty store (the first pull of an image anywhere, the `cold` rows).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger } from '@gcfs/core';
@@ -179,24 +180,26 @@ export async function main({ quick }) {
           if (network === networks[0] || !processWarm) await gcfsColdStart({ ...setup, cfsdAddress });
           processWarm = true;
           const results = { overlayfs: [], gcfs: [], cold: [] };
+          // The three kinds take turns within a round, so that each sees the same machine load.
           for (let i = 0; i < runsPerRow; i++) {
             await dropCaches();
             results.overlayfs.push(await overlayfsColdStart(setup));
             await dropCaches();
             results.gcfs.push(await gcfsColdStart({ ...setup, cfsdAddress }));
+            const coldStore = await makeTempDir('gcfs-bench-cfsd-cold-');
+            try {
+              await dropCaches();
+              results.cold.push(await gcfsColdStart({ ...setup, cfsdStore: coldStore.path }));
+            } finally {
+              await coldStore.cleanup();
+            }
             log.info('cold start', {
               image: workload.name,
               network: network.name,
               overlayfs_s: results.overlayfs.at(-1).seconds.toFixed(2),
               gcfs_s: results.gcfs.at(-1).seconds.toFixed(2),
+              cold_s: results.cold.at(-1).seconds.toFixed(2),
             });
-          }
-          const coldStore = await makeTempDir('gcfs-bench-cfsd-cold-');
-          try {
-            await dropCaches();
-            results.cold.push(await gcfsColdStart({ ...setup, cfsdStore: coldStore.path }));
-          } finally {
-            await coldStore.cleanup();
           }
           rows.push(
             row({ workload, network, mode: 'overlayfs', coldBackend: false, runs: results.overlayfs }),

@@ -17,32 +17,79 @@ const PYTHON = '/usr/bin/python3';
 const mib = (bytes) => (bytes == null ? '—' : `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`);
 const secs = (s) => (s == null ? '—' : `${s.toFixed(s < 10 ? 2 : 1)} s`);
 const isCold = (row) => Boolean(row.cold_backend);
+const key = (r) => `${r.image}\0${r.network}`;
+const distinct = (values) => [...new Set(values)];
 
-/** The markdown of the section, markers included. */
+/** The rows, each with `vs_full_pull`: its time over overlayfs's for the same image and network. */
+export function withFullPullRatios(rows) {
+  const full = new Map(rows.filter((r) => r.mode === 'overlayfs').map((r) => [key(r), r.time_to_ready_s]));
+  return rows.map((r) => {
+    const base = full.get(key(r));
+    return { ...r, vs_full_pull: base ? r.time_to_ready_s / base : null };
+  });
+}
+
+/** A ratio to the full pull, marked when above 1 (slower than the full pull). */
+function ratio(r) {
+  if (r?.vs_full_pull == null) return '—';
+  return `${r.vs_full_pull.toFixed(2)}x${r.vs_full_pull > 1 ? ' ▲' : ''}`;
+}
+
+/** Median time of a row, starred when noisy. */
+const time = (r) => (r ? `${secs(r.time_to_ready_s)}${r.noisy ? '*' : ''}` : '—');
+
+/** One line per image and network: the full pull, gcfs with a warm and a cold cfsd. */
+function summaryTable(rows) {
+  const find = (image, network, mode, cold) =>
+    rows.find((r) => r.image === image && r.network === network && r.mode === mode && isCold(r) === cold);
+  const lines = [
+    '| image | network | full pull (overlayfs) | gcfs, warm cfsd | vs full pull | gcfs, cold cfsd | vs full pull |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const image of distinct(rows.map((r) => r.image))) {
+    for (const network of distinct(rows.filter((r) => r.image === image).map((r) => r.network))) {
+      const warm = find(image, network, 'gcfs', false);
+      const cold = find(image, network, 'gcfs', true);
+      lines.push(
+        `| ${image} | ${network} | ${time(find(image, network, 'overlayfs', false))} | ${time(warm)} | ${ratio(warm)} | ${time(cold)} | ${ratio(cold)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** How many runs each median is of: one number when all rows agree. */
+function runsNote(rows) {
+  const counts = distinct(rows.map((r) => r.runs));
+  if (counts.length > 1) return 'medians of the runs (counts in the second table)';
+  return counts[0] === 1 ? 'one run each' : `medians of ${counts[0]} runs each`;
+}
+
+/** The markdown of the section, markers included; `rows` with their ratios (withFullPullRatios). */
 export function coldStartSection(rows, { date = new Date() } = {}) {
-  const baseline = new Map(
-    rows.filter((r) => r.mode === 'overlayfs').map((r) => [`${r.image}\0${r.network}`, r.time_to_ready_s]),
-  );
   const images = [...new Map(rows.map((r) => [r.image, r])).values()];
   const lines = [
     BEGIN,
     '',
     "Time from the pull to the container's ready line through containerd's CRI: gcfs against a full",
-    "pull with containerd's overlayfs snapshotter, per network profile, median of the runs. Backend",
-    '"cold": gcfs rows run with `cold_backend` set. Ratio: the row\'s time over overlayfs\'s for the',
-    "same image and network (below 1 is faster). Bytes before ready against the image's working set",
-    "(the files its app opens, measured with strace). The lower bound is the run's own estimate.",
+    "pull with containerd's overlayfs snapshotter, per network profile. gcfs with a warm cfsd (its",
+    'index kept, a regional service) and a cold one (a new cfsd on an empty store, `cold_backend`).',
+    `Times: ${runsNote(rows)} (* noisy: spread over half the median). Ratio: the time over the`,
+    "full pull's for the same image and network (below 1 is faster; ▲ slower).",
     '',
     ...images.map(
       (r) => `- **${r.image}**: ${mib(r.image_bytes)} compressed, working set ${mib(r.working_set_bytes)}`,
     ),
     '',
-    '| image | network | mode | backend | time to ready (median, runs) | vs overlayfs | bytes before ready / working set | peak RSS gcfsd / downloader | all layers local | lower bound | noisy |',
+    ...summaryTable(rows),
+    '',
+    "Every row: bytes before ready against the image's working set (the files its app opens,",
+    "measured with strace). The lower bound is the run's own estimate.",
+    '',
+    '| image | network | mode | backend | time to ready (median, runs) | vs full pull | bytes before ready / working set | peak RSS gcfsd / downloader | all layers local | lower bound | noisy |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of rows) {
-    const base = baseline.get(`${r.image}\0${r.network}`);
-    const ratio = base && r.mode !== 'overlayfs' ? `${(r.time_to_ready_s / base).toFixed(2)}x` : '—';
     const bytes =
       r.bytes_before_ready == null
         ? '—'
@@ -52,7 +99,7 @@ export function coldStartSection(rows, { date = new Date() } = {}) {
     const rss = r.mode === 'gcfs' ? `${mib(r.rss_peak_bytes)} / ${mib(r.downloader_rss_peak_bytes)}` : '—';
     const local = r.downloaded_s == null ? '—' : `${secs(r.downloaded_s)}`;
     lines.push(
-      `| ${r.image} | ${r.network} | ${r.mode} | ${backend} | ${secs(r.time_to_ready_s)} (${r.runs}) | ${ratio} | ${bytes} | ${rss} | ${local} | ${secs(r.lower_bound_s)} | ${r.noisy ? 'noisy' : ''} |`,
+      `| ${r.image} | ${r.network} | ${r.mode} | ${backend} | ${secs(r.time_to_ready_s)} (${r.runs}) | ${r.mode === 'overlayfs' ? '—' : ratio(r)} | ${bytes} | ${rss} | ${local} | ${secs(r.lower_bound_s)} | ${r.noisy ? 'noisy' : ''} |`,
     );
   }
   lines.push(
@@ -83,14 +130,15 @@ async function writeAtomically(file, content) {
 }
 
 /**
- * Write the rows to `file`, the cold-start section of the README beside it, and the plots
- * (time-to-ready.png, bytes-before-ready.png) with plot.py. The data is written before the
- * plots, so a missing matplotlib loses only the pictures (and still throws). Returns the
- * path of the JSON file.
+ * Write the rows with their ratios to the full pull to `file`, the cold-start section of the
+ * README beside it, and the plots (time-to-ready.png, bytes-before-ready.png) with plot.py.
+ * The data is written before the plots, so a missing matplotlib loses only the pictures (and
+ * still throws). Returns the path of the JSON file.
  */
-export async function writeReport(rows, { file = 'docs/benchmarks/latest.json', readme } = {}) {
+export async function writeReport(measured, { file = 'docs/benchmarks/latest.json', readme } = {}) {
   const json = resolve(ROOT, file);
   const readmeFile = readme ? resolve(ROOT, readme) : join(dirname(json), 'README.md');
+  const rows = withFullPullRatios(measured);
   await mkdir(dirname(json), { recursive: true });
   await writeAtomically(json, `${JSON.stringify(rows, null, 2)}\n`);
   const text = await readFile(readmeFile, 'utf8').catch((err) =>

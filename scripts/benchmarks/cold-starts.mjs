@@ -64,6 +64,8 @@ async function gcfsColdStart({
   try {
     const stack = await startGcfsStack({
       insecureRegistry: net.nsAddress,
+      // As a node runs it: small images (busybox, the pause image) are pulled normally.
+      minStreamedImageMb: 'default',
       ...(cfsdAddress
         ? { cfsdAddress }
         : { cfsdStore, cfsdNetwork: { wrap: net.wrap, address: net.nsAddress } }),

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { layerDirName, streamedLayerTarget } from '@gcfs/core';
-import { diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
+import { asLowerLayer, diffTrees, gnuTarExtract, snapshotTree, tempDirFor } from '@gcfs/testkit';
 import { childSnapshot, fixture, mountFixture, sh } from './harness.js';
-import { asLowerLayer, compressionOf, LAYERED } from './images.js';
+import { compressionOf, LAYERED } from './images.js';
 
 test('every file of every layer read through layers/ equals its GNU tar extraction, as a lower layer', async (t) => {
   const fx = await fixture(t, LAYERED);

@@ -77,8 +77,11 @@ export interface RunningGcfsStack {
   readonly cacheDir: string;
   readonly metricsPort: number;
   readonly cfsdAddress: string;
+  /** cfsd's store directory (file store) when the stack started cfsd. */
+  readonly cfsdStore: string | undefined;
   startDownloader(): Promise<void>;
-  stopCfsd(): Promise<void>;
+  /** Stop cfsd (SIGTERM, or SIGKILL with `crash`). */
+  stopCfsd(options?: { crash?: boolean }): Promise<void>;
   startCfsd(): Promise<void>;
   /** Stop gcfsd (SIGTERM, or SIGKILL with `crash`) and start it again with the same flags. */
   restartGcfsd(options?: { crash?: boolean }): Promise<void>;
@@ -116,6 +119,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     gcfsd: undefined,
   };
   const log = (name: string) => join(dir, `${name}.log`);
+  const cfsdStore = options.cfsdStore ?? join(dir, 'cfsd-store');
 
   const startCfsd = async () => {
     if (options.cfsdAddress !== undefined) {
@@ -123,7 +127,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     }
     processes.cfsd = await startCfsdProcess({
       address: cfsdAddress,
-      store: options.cfsdStore ?? join(dir, 'cfsd-store'),
+      store: cfsdStore,
       insecureRegistry: options.insecureRegistry,
       logFile: log('cfsd'),
       wrap: options.cfsdNetwork?.wrap,
@@ -179,7 +183,12 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     cfsdAddress,
     startDownloader,
     startCfsd,
-    stopCfsd: () => stopOne('cfsd'),
+    cfsdStore: options.cfsdAddress === undefined ? cfsdStore : undefined,
+    async stopCfsd({ crash = false } = {}) {
+      const pid = processes.cfsd?.pid;
+      if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');
+      await stopOne('cfsd');
+    },
     async restartGcfsd({ crash = false } = {}) {
       const pid = processes.gcfsd?.pid;
       if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
@@ -273,4 +273,32 @@ export async function gnuTarExtract(
       cause: err,
     });
   }
+}
+
+const OPAQUE = '.wh..wh..opq';
+const WHITEOUT = '.wh.';
+
+/**
+ * A layer's GNU tar extraction as overlayfs must see it from FUSE: `.wh.<name>` files
+ * become `<name>` char devices 0:0 with mode 0, opaque markers become the parent's
+ * `trusted.overlay.opaque=y`.
+ */
+export function asLowerLayer(extracted: TreeSnapshot): TreeSnapshot {
+  const result: TreeSnapshot = new Map();
+  const opaque: string[] = [];
+  for (const [path, node] of extracted) {
+    const name = basename(path);
+    const parent = dirname(path) === '.' ? '' : dirname(path);
+    if (name === OPAQUE) opaque.push(parent);
+    else if (name.startsWith(WHITEOUT)) {
+      const target = parent === '' ? name.slice(WHITEOUT.length) : `${parent}/${name.slice(WHITEOUT.length)}`;
+      result.set(target, { ...node, type: 'char', mode: 0, size: 0, rdevMajor: 0, rdevMinor: 0, xattrs: {} });
+      delete result.get(target)!.sha256;
+    } else result.set(path, node);
+  }
+  for (const dir of opaque) {
+    const node = result.get(dir)!;
+    node.xattrs = { ...node.xattrs, 'trusted.overlay.opaque': Buffer.from('y').toString('base64') };
+  }
+  return new Map([...result].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
 }

@@ -41,9 +41,6 @@ async function pidsWith(...needles) {
   return all.filter((p) => needles.every((needle) => p.cmdline.includes(needle))).map((p) => p.pid);
 }
 
-function layerDigestsOf(built) {
-  return built.manifests.flatMap((manifest) => manifest.layers.map((layer) => layer.descriptor.digest));
-}
 
 /**
  * One gcfs cold start, then the background downloads to their end; RSS peaks of both node
@@ -56,7 +53,6 @@ async function gcfsColdStart({
   sandboxImage,
   workload,
   image,
-  layerDigests,
   cfsdAddress,
   cfsdStore,
 }) {
@@ -80,9 +76,11 @@ async function gcfsColdStart({
       bytes: () => net.bytesFromNamespace(),
       cleanups: node,
     });
+    // Until every layer gcfsd streams is local (none when the images were pulled normally).
     for (const deadline = Date.now() + 900_000; Date.now() < deadline; ) {
-      if ((await stack.metric('gcfsd_layer_downloads_total', 'result="succeeded"')) >= layerDigests.size)
-        break;
+      const known = await stack.metric('gcfsd_layers{');
+      const settled = await stack.metric('gcfsd_layers{', 'state="local"');
+      if (known === settled + (await stack.metric('gcfsd_layers{', 'state="failed"'))) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     run.downloadedSeconds = (performance.now() - run.t0) / 1000;
@@ -175,9 +173,7 @@ export async function main({ quick }) {
         let processWarm = false;
         for (const workload of workloads) {
           const image = await pushBuilt(registry.host, workload.built, `bench/${workload.name}`);
-          // The downloads to wait for: the image's layers and the pause image's (some are shared).
-          const layerDigests = new Set([pause, workload.built].flatMap(layerDigestsOf));
-          const setup = { net, registry, sandboxImage, workload, image, layerDigests };
+          const setup = { net, registry, sandboxImage, workload, image };
           // Unmeasured: index each image once, and warm each new cfsd process's code paths.
           if (network === networks[0] || !processWarm) await gcfsColdStart({ ...setup, cfsdAddress });
           processWarm = true;

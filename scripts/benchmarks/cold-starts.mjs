@@ -41,21 +41,12 @@ async function pidsWith(...needles) {
   return all.filter((p) => needles.every((needle) => p.cmdline.includes(needle))).map((p) => p.pid);
 }
 
-
 /**
  * One gcfs cold start, then the background downloads to their end; RSS peaks of both node
  * processes. `cfsdAddress`: the long-running (regional) cfsd; `cfsdStore`: a new cfsd of the
  * node's own on that store instead (the cold-backend rows).
  */
-async function gcfsColdStart({
-  net,
-  registry,
-  sandboxImage,
-  workload,
-  image,
-  cfsdAddress,
-  cfsdStore,
-}) {
+async function gcfsColdStart({ net, registry, sandboxImage, workload, image, cfsdAddress, cfsdStore }) {
   const node = cleanupList();
   try {
     const stack = await startGcfsStack({

@@ -1,6 +1,8 @@
 // `gcfsd --downloader`: the async layer downloader process. It serves the Downloader gRPC
 // service on --downloader_uds_path and logs what GKE's downloader logs.
 
+import { readdirSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { Logger } from '@gcfs/core';
 import { describeError } from '@gcfs/core';
 import { describeDownloadOutcome, describeDownloadRequest, startDownloaderServer } from '@gcfs/downloader';
@@ -11,6 +13,18 @@ export async function runDownloader(config: GcfsdConfig, logger: Logger): Promis
   const layercache = logger.child({ module: 'layercache' });
   const download = logger.child({ module: 'download' });
   const cacheDir = layerCacheDir(config);
+  // Linux's niceness is per thread: every thread running now, and those started later
+  // (libuv's pool, workers) inherit it from the main thread.
+  if (config.downloader_niceness > 0) {
+    try {
+      for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), config.downloader_niceness);
+    } catch (err) {
+      logger.warn('Could not lower the downloader priority', {
+        module: 'download',
+        error: describeError(err),
+      });
+    }
+  }
   let running: Awaited<ReturnType<typeof startDownloaderServer>>;
   try {
     running = await startDownloaderServer({

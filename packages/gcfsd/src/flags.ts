@@ -226,6 +226,17 @@ export const GCFSD_FLAGS = defineFlags([
     description:
       "(Downloader only) Port of the downloader's Prometheus /metrics endpoint (--port belongs to the FUSE server); 0 disables it",
   },
+  {
+    name: 'downloader_niceness',
+    type: 'int',
+    default: 10,
+    min: 0,
+    max: 19,
+    group: DOWNLOADER,
+    extension: true,
+    description:
+      "(Downloader only) Scheduling niceness of the downloader's threads: background downloads and untars yield the CPU to starting containers (and to cfsd on a shared machine); 0 keeps the default priority",
+  },
   // Snapshotter (containerd proxy plugin): gcfsd's own socket is not a flag upstream.
   {
     name: 'snapshotter_uds_path',

@@ -49,6 +49,7 @@ const OUR_DEFAULTS = {
   registry_hosts_dir: '',
   insecure_registry: [],
   downloader_metrics_port: 0,
+  downloader_niceness: 10,
 };
 
 // GKE gcfsd's own `--help` (the seed): `-name=default` exactly as it prints them.

@@ -6,17 +6,10 @@
 // at once and authorized in the background (restore.ts). GC asks collect() for what no
 // image in use needs.
 
-import {
-  type BackoffOptions,
-  describeError,
-  ErrorCode,
-  GcfsError,
-  isGcfsError,
-  type Logger,
-  retryUntilStopped,
-} from '@gcfs/core';
+import { type BackoffOptions, ErrorCode, GcfsError, type Logger } from '@gcfs/core';
 import { parseReference } from '@gcfs/registry';
 import type { ImageRecord, ImagesInUse, LayerRecord } from './images-in-use.js';
+import { loadIndexes } from './index-loads.js';
 import {
   type DownloadResult,
   type LayerDownloader,
@@ -181,7 +174,12 @@ export class Registrar {
     if (indexing.length > 0) {
       // Not indexed yet: downloaded now, as a full pull would, and streamed if cfsd is faster.
       this.#startDownloads(record, credential, indexing);
-      void this.#loadIndexes(record, indexing);
+      void loadIndexes(record, indexing, {
+        images: this.#images,
+        sessions: this.#o.sessions,
+        logger: this.#o.logger,
+        signal: this.#stop.signal,
+      });
     }
     void this.#startDownloadsLater(
       record,
@@ -296,42 +294,6 @@ export class Registrar {
     }
     // Unregistered (and maybe collected) meanwhile: nothing to download.
     if (this.#images.inUseRecord(record.name) !== undefined) this.#startDownloads(record, credential, layers);
-  }
-
-  /**
-   * Load the indexes of `layers` as cfsd finishes them, until each is loaded, local, cannot be
-   * indexed, or no longer in use. cfsd forgetting an indexing (a restart, a transient
-   * registry failure) is answered with a new AuthImage, which starts it again.
-   */
-  async #loadIndexes(record: ImageRecord, layers: readonly LayerRecord[]): Promise<void> {
-    await retryUntilStopped(
-      async (attempt) => {
-        if (this.#images.inUseRecord(record.name) === undefined) return true;
-        try {
-          await this.#images.indexLayers(
-            record,
-            layers.map((layer) => layer.digest),
-          );
-          return true;
-        } catch (err) {
-          if (isGcfsError(err, ErrorCode.NotFound)) {
-            await this.#o.sessions
-              .get(record.name)
-              ?.refresh()
-              .catch(() => undefined);
-          }
-          if (!isGcfsError(err, ErrorCode.LayerIndexing)) {
-            this.#o.logger.warn('Loading layer indexes from cfsd failed; retrying', {
-              image: record.name,
-              attempt,
-              error: describeError(err),
-            });
-          }
-          return false;
-        }
-      },
-      { backoff: { initialMs: 500, maxMs: 30_000 }, signal: this.#stop.signal },
-    );
   }
 
   async #prefetch(name: string, session: SessionLike): Promise<void> {

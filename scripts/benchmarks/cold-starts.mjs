@@ -5,8 +5,10 @@
 // start gets a new containerd and a new gcfsd (empty layer cache), and the page cache is
 // dropped; cfsd's index is kept warm (a regional service), and as many runs again go to a new
 // cfsd on an empty store (the first pull of an image anywhere, the `cold` rows).
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createLogger } from '@gcfs/core';
 import { buildImage, PAUSE_IMAGE } from '@gcfs/image-builder';
 import {
@@ -23,6 +25,7 @@ import { median, resultsDir, spread } from './lib.mjs';
 import { writeReport } from './report.mjs';
 import { buildWorkload } from './workloads.mjs';
 
+const execFileP = promisify(execFile);
 const log = createLogger({ level: 'info' }).child({ module: 'bench' });
 const NETWORKS = [
   { name: 'unshaped', rateMbit: undefined },
@@ -31,7 +34,9 @@ const NETWORKS = [
 ];
 const NOISY_SPREAD = 0.5;
 
+/** Write back what the previous run left dirty (GiBs of layers), then drop the page cache. */
 async function dropCaches() {
+  await execFileP('sync');
   await writeFile('/proc/sys/vm/drop_caches', '3\n').catch(() => {});
 }
 

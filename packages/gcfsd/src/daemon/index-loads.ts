@@ -11,6 +11,8 @@ export interface IndexLoadsOptions {
   images: Pick<ServedImages, 'inUseRecord' | 'indexLayers'>;
   sessions: Pick<SessionPool, 'get'>;
   logger: Logger;
+  /** The layer's index question is settled: loaded, local already, or cannot be indexed. */
+  onLoaded?: (digest: string) => void;
   /** Aborted when the daemon stops. */
   signal: AbortSignal;
 }
@@ -25,33 +27,36 @@ export async function loadIndexes(
   layers: readonly LayerRecord[],
   o: IndexLoadsOptions,
 ): Promise<void> {
-  await retryUntilStopped(
-    async (attempt) => {
-      if (o.images.inUseRecord(record.name) === undefined) return true;
-      try {
-        await o.images.indexLayers(
-          record,
-          layers.map((layer) => layer.digest),
-        );
-        return true;
-      } catch (err) {
-        if (isGcfsError(err, ErrorCode.NotFound)) {
-          await o.sessions
-            .get(record.name)
-            ?.refresh()
-            .catch(() => undefined);
-        }
-        // Still indexing when the call's deadline came: simply asked again.
-        if (!isGcfsError(err, ErrorCode.LayerIndexing)) {
-          o.logger.warn('Loading layer indexes from cfsd failed; retrying', {
-            image: record.name,
-            attempt,
-            error: describeError(err),
-          });
-        }
-        return false;
-      }
-    },
-    { backoff: { initialMs: 500, maxMs: 30_000 }, signal: o.signal },
+  await Promise.all(
+    layers.map(({ digest }) =>
+      retryUntilStopped(
+        async (attempt) => {
+          if (o.images.inUseRecord(record.name) === undefined) return true;
+          try {
+            await o.images.indexLayers(record, [digest]);
+            o.onLoaded?.(digest);
+            return true;
+          } catch (err) {
+            if (isGcfsError(err, ErrorCode.NotFound)) {
+              await o.sessions
+                .get(record.name)
+                ?.refresh()
+                .catch(() => undefined);
+            }
+            // Still indexing when the call's deadline came: simply asked again.
+            if (!isGcfsError(err, ErrorCode.LayerIndexing)) {
+              o.logger.warn('Loading a layer index from cfsd failed; retrying', {
+                image: record.name,
+                layer: digest,
+                attempt,
+                error: describeError(err),
+              });
+            }
+            return false;
+          }
+        },
+        { backoff: { initialMs: 500, maxMs: 30_000 }, signal: o.signal },
+      ),
+    ),
   );
 }

@@ -28,6 +28,8 @@ export type PullCredential = PullSecret;
 /** What gcfsd needs of the downloader (DownloaderClient has it). */
 export interface LayerDownloader {
   download(request: DownloadRequest): Promise<DownloadOutcome>;
+  /** Abort the layer's download (its caller gets ERR_ABORTED); false when none runs. */
+  cancel(layerId: string): Promise<boolean>;
 }
 
 /** One download finished, for metrics. */
@@ -48,6 +50,8 @@ export interface LayerDownloadsOptions {
   onLocal: (layer: string, dir: string) => void;
   /** The downloader failed `maxFailedAttempts` times (or the blob does not match its digest). */
   onGiveUp: (layer: string, failure: { reason: string; code: string; attempts: number }) => void;
+  /** The download stopped because yieldTo() asked it to (it was not done). */
+  onYield?: (layer: string) => void;
   onResult?: (result: DownloadResult) => void;
   /** Attempts of a download the downloader answered with a failure (default 3). */
   maxFailedAttempts?: number;
@@ -57,6 +61,8 @@ export interface LayerDownloadsOptions {
 export class LayerDownloads {
   readonly #options: LayerDownloadsOptions;
   readonly #running = new SingleFlight<string, void>();
+  /** Layers whose download is to stop: their index came first. */
+  readonly #yielding = new Set<string>();
   readonly #stop = new AbortController();
 
   constructor(options: LayerDownloadsOptions) {
@@ -70,6 +76,16 @@ export class LayerDownloads {
   /** Download `layer` of `image` unless it is already under way; never rejects. */
   start(image: string, layer: LayerRecord, credential: PullCredential): Promise<void> {
     return this.#running.run(layer.digest, () => this.#run(image, layer, credential));
+  }
+
+  /**
+   * Stop the layer's download, if one runs: cfsd's index won the race, and the link is the
+   * starting container's now. The layer is downloaded again later (see onYield).
+   */
+  yieldTo(layer: string): void {
+    if (!this.#running.has(layer)) return;
+    this.#yielding.add(layer);
+    this.#options.downloader.cancel(layer).catch(() => false);
   }
 
   /** Stop retrying; downloads in progress finish in the downloader, unobserved. */
@@ -89,8 +105,15 @@ export class LayerDownloads {
       this.#options.onGiveUp(layer.digest, { reason: boundText(reason), code, attempts: failed });
       return true;
     };
+    const yielded = () => {
+      if (!this.#yielding.delete(layer.digest)) return false;
+      logger.info('Layer download stopped: its index came first', fields);
+      this.#options.onYield?.(layer.digest);
+      return true;
+    };
     await retryUntilStopped(
       async (attempt) => {
+        if (yielded()) return true;
         let outcome: DownloadOutcome;
         try {
           outcome = await this.#options.downloader.download(request);
@@ -102,6 +125,7 @@ export class LayerDownloads {
           return giveUp(error, isGcfsError(err) ? err.code : ErrorCode.Internal);
         }
         const succeeded = outcome.succeeded;
+        if (!succeeded && yielded()) return true;
         // The downloader bounds its answer; an older or hostile one is bounded here.
         const reason = boundText(outcome.errorReason);
         const level = succeeded ? 'info' : 'error';
@@ -119,6 +143,7 @@ export class LayerDownloads {
           seconds: outcome.seconds,
         });
         if (succeeded) {
+          this.#yielding.delete(layer.digest);
           this.#options.onLocal(layer.digest, dir);
           return true;
         }

@@ -13,7 +13,9 @@
 //
 // - attached: an image being registered or in the tree names it; nothing serves it yet.
 // - streamed: layers/<digest> is served from cfsd's table of contents.
-// - downloading: the downloader is writing it into the cache dir.
+// - downloading: the downloader is writing it into the cache dir. A first pull downloads
+//   the layers cfsd has not indexed at once; when the index comes first, the download
+//   yields (back to streamed) and starts again after a pause in on-demand reads.
 // - local: served from the cache dir; final until GC removes it.
 // - failed: the downloader gave up; the layer stays streamed (when its index is loaded) and
 //   is tried again when an image naming it is registered again, or gcfsd restarts.
@@ -34,7 +36,7 @@ export type LayerState = (typeof LAYER_STATES)[number];
 export const LAYER_TRANSITIONS: Readonly<Record<LayerState, readonly LayerState[]>> = {
   attached: ['streamed', 'downloading', 'local'],
   streamed: ['downloading', 'local'],
-  downloading: ['local', 'failed'],
+  downloading: ['local', 'failed', 'streamed'],
   local: [],
   failed: ['downloading', 'local'],
 };

@@ -84,6 +84,8 @@ export class Registrar {
   readonly #o: RegistrarOptions;
   readonly #images: ServedImages;
   readonly #downloads: LayerDownloads;
+  /** Layers of first pulls downloaded before cfsd indexed them, and with what. */
+  readonly #early = new Map<string, { image: string; credential: PullCredential }>();
   readonly #stop = new AbortController();
 
   constructor(options: RegistrarOptions) {
@@ -108,6 +110,7 @@ export class Registrar {
           attempts: failure.attempts,
           next: 'stays streamed from cfsd; downloaded again when an image naming it is registered again or gcfsd restarts',
         }),
+      onYield: (digest) => this.#downloadYielded(digest),
       onResult: options.onDownload,
       backoff: options.downloadBackoff,
       maxFailedAttempts: options.maxFailedDownloads,
@@ -174,10 +177,16 @@ export class Registrar {
     if (indexing.length > 0) {
       // Not indexed yet: downloaded now, as a full pull would, and streamed if cfsd is faster.
       this.#startDownloads(record, credential, indexing);
+      for (const layer of indexing) this.#early.set(layer.digest, { image: name, credential });
       void loadIndexes(record, indexing, {
         images: this.#images,
         sessions: this.#o.sessions,
         logger: this.#o.logger,
+        // The index won: its download gives the link back to the starting container.
+        onLoaded: (digest) => {
+          if (this.#images.indexLoaded(digest)) this.#downloads.yieldTo(digest);
+          else this.#early.delete(digest);
+        },
         signal: this.#stop.signal,
       });
     }
@@ -280,6 +289,16 @@ export class Registrar {
         void this.#downloads.start(record.name, layer, credential);
       }
     }
+  }
+
+  /** A first pull's early download gave way to the layer's index: downloaded after a pause. */
+  #downloadYielded(digest: string): void {
+    const early = this.#early.get(digest);
+    this.#early.delete(digest);
+    const record = early && this.#images.inUseRecord(early.image);
+    if (!this.#images.downloadYielded(digest) || early === undefined || record === undefined) return;
+    const layer = record.layers.find((l) => l.digest === digest);
+    if (layer !== undefined) void this.#startDownloadsLater(record, early.credential, [layer]);
   }
 
   async #startDownloadsLater(

@@ -175,6 +175,18 @@ export class ServedImages {
     return this.#layers.transition(digest, ['attached', 'streamed', 'failed'], 'downloading', { image });
   }
 
+  /** Its download stopped because its index came first: streamed until downloaded later. */
+  downloadYielded(digest: string): boolean {
+    return this.#layers.transition(digest, ['downloading'], 'streamed', {
+      reason: 'its index came first; downloaded again after a pause in reads',
+    });
+  }
+
+  /** True when layers/<digest> is served from cfsd's index. */
+  indexLoaded(digest: string): boolean {
+    return this.#layers.indexProgress(digest) === 'loaded';
+  }
+
   /** Its download was given up: it stays streamed from cfsd. */
   downloadFailed(digest: string, fields: Record<string, unknown>): void {
     this.#layers.transition(digest, ['downloading'], 'failed', fields);

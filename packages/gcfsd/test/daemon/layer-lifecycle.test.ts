@@ -78,6 +78,26 @@ class ManualDownloader implements LayerDownloader {
     return new Promise((answer) => this.waiting.push({ request, answer }));
   }
 
+  readonly cancelled: string[] = [];
+
+  /** As the downloader does: the layer's pending download answers ERR_ABORTED. */
+  async cancel(layerId: string): Promise<boolean> {
+    this.cancelled.push(layerId);
+    const index = this.waiting.findIndex((w) => w.request.layerId === layerId);
+    if (index < 0) return false;
+    const [{ answer }] = this.waiting.splice(index, 1) as [ManualDownloader['waiting'][number]];
+    answer({
+      succeeded: false,
+      hasMismatchedHash: false,
+      errorReason: 'cancelled',
+      errorCode: ErrorCode.Aborted,
+      bytes: 0,
+      seconds: 0,
+      alreadyPresent: false,
+    });
+    return true;
+  }
+
   /** Answer the oldest request for `layer`. */
   async finish(layer: string, outcome: Partial<DownloadOutcome> = {}): Promise<void> {
     // A retry comes after a backoff timer (1 ms here): wait in time, not in a count of turns.
@@ -100,11 +120,11 @@ class ManualDownloader implements LayerDownloader {
   }
 }
 
-function sessionOf(name: string): SessionLike {
+function sessionOf(name: string, indexed = LAYERS[name]): SessionLike {
   return {
     manifestDigest: digestOf(`manifest of ${name}`),
     streamable: true,
-    indexedLayers: LAYERS[name],
+    indexedLayers: indexed,
     layers: LAYERS[name]!.map((digest) => ({
       digest,
       mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
@@ -114,7 +134,7 @@ function sessionOf(name: string): SessionLike {
   } as unknown as SessionLike;
 }
 
-async function setup(t: TestContext, options: { failAuth?: boolean } = {}) {
+async function setup(t: TestContext, options: { failAuth?: boolean; indexed?: string[] } = {}) {
   const dir = await tempDirFor(t);
   const cacheDir = join(dir.path, 'layers');
   const lines: string[] = [];
@@ -130,7 +150,7 @@ async function setup(t: TestContext, options: { failAuth?: boolean } = {}) {
       cfsd: {
         authImage: async (image) => {
           if (auth.fail) throw new GcfsError(ErrorCode.BackendUnavailable, 'cfsd is away');
-          return sessionOf(image);
+          return sessionOf(image, options.indexed);
         },
       },
       tree,
@@ -170,6 +190,42 @@ describe('layer lifecycle', () => {
     );
     assert.deepEqual(LAYER_TRANSITIONS.local, [], 'local is final until GC');
     assert.equal(states.transition(digestOf('unknown'), ['attached'], 'streamed'), false);
+  });
+
+  it('a first pull: layers cfsd has not indexed download at once; whichever of index and download comes first serves, and a download the index beat yields', async (t) => {
+    const { registrar, tree, downloader, history, lines } = await setup(t, { indexed: [] });
+    const indexA = Promise.withResolvers<void>();
+    const indexB = Promise.withResolvers<void>();
+    tree.holds.set(A, indexA.promise);
+    tree.holds.set(B, indexB.promise);
+    await registrar.register(IMAGE);
+    // Both downloads asked for at once, not after a quiet period; nothing is servable yet.
+    for (let i = 0; i < 50 && downloader.waiting.length < 2; i++) await tick();
+    assert.deepEqual(downloader.waiting.map((w) => w.request.layerId).sort(), [A, B].sort());
+    assert.equal(registrar.layerAvailability(IMAGE, 0), 'pending');
+    // A: its index comes first. It is servable, and its download gives way.
+    indexA.resolve();
+    for (let i = 0; i < 50 && registrar.layerState(A) !== 'streamed'; i++) await tick();
+    assert.equal(registrar.layerAvailability(IMAGE, 0), 'servable');
+    assert.deepEqual(downloader.cancelled, [A]);
+    // Then downloaded again after the pause in reads (none in this test: at once).
+    for (let i = 0; i < 50 && registrar.layerState(A) !== 'downloading'; i++) await tick();
+    assert.deepEqual(history(A), [
+      'none→attached',
+      'attached→downloading',
+      'downloading→streamed',
+      'streamed→downloading',
+    ]);
+    assert.ok(lines.some((line) => line.includes('Layer download stopped: its index came first')));
+    assert.ok(!lines.some((line) => line.includes('succeeded=false')), 'a yield is not a failure');
+    // B: its download comes first. It is local; its index arriving later changes nothing.
+    await downloader.finish(B);
+    assert.equal(registrar.layerState(B), 'local');
+    assert.equal(registrar.layerAvailability(IMAGE, 1), 'servable');
+    indexB.resolve();
+    for (let i = 0; i < 10; i++) await tick();
+    assert.equal(registrar.layerState(B), 'local');
+    assert.deepEqual(downloader.cancelled, [A], 'a finished download is not cancelled');
   });
 
   it('registration: attached, streamed, downloading, local, one log line each', async (t) => {

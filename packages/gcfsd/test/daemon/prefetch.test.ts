@@ -141,7 +141,7 @@ test('prefetching: no report logs the error, start-up reads are reported, and th
 
   // The first node: cfsd has no report for the image yet.
   const first = await startNode(t, cfsd.address);
-  await first.daemon.registrar.register(image);
+  await first.daemon.registrar.register(image, { wait: true });
   const failed = await first.waitFor('Prefetching for image failed');
   assert.equal(failed.level, 'error');
   assert.equal(failed.imageName, image);
@@ -183,7 +183,7 @@ test('prefetching: no report logs the error, start-up reads are reported, and th
 
   // A second node (cold cache, flattened views on) prefetches the report at registration.
   const second = await startNode(t, cfsd.address, ['--flatten_images']);
-  await second.daemon.registrar.register(image);
+  await second.daemon.registrar.register(image, { wait: true });
   const done = await second.waitFor('Prefetching for image done');
   assert.ok(Number(done.blocks) >= main.length, JSON.stringify(done));
   const { metrics } = second.daemon;

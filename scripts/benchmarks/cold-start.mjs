@@ -41,6 +41,20 @@ async function readyLine(logFile, ready, timeoutMs) {
   throw new Error(`no line matching ${ready} in the container's log within ${timeoutMs / 1000} s`);
 }
 
+/**
+ * Wait until every layer gcfsd streams is local (or given up): its background downloads are
+ * over. None when the images were pulled normally. False when `timeoutMs` passed first.
+ */
+export async function untilLayersLocal(stack, timeoutMs) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const known = await stack.metric('gcfsd_layers{');
+    const local = await stack.metric('gcfsd_layers{', 'state="local"');
+    if (known === local + (await stack.metric('gcfsd_layers{', 'state="failed"'))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
+}
+
 /** Peak resident set of a process (VmHWM), in bytes; 0 when it is gone. */
 export async function peakRss(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');

@@ -20,7 +20,7 @@ import {
   startRegistry,
   startShapedNetwork,
 } from '@gcfs/testkit';
-import { cleanupList, coldStart, peakRss, pushBuilt } from './cold-start.mjs';
+import { cleanupList, coldStart, peakRss, pushBuilt, untilLayersLocal } from './cold-start.mjs';
 import { median, resultsDir, spread } from './lib.mjs';
 import { writeReport } from './report.mjs';
 import { buildWorkload } from './workloads.mjs';
@@ -72,13 +72,7 @@ async function gcfsColdStart({ net, registry, sandboxImage, workload, image, cfs
       bytes: () => net.bytesFromNamespace(),
       cleanups: node,
     });
-    // Until every layer gcfsd streams is local (none when the images were pulled normally).
-    for (const deadline = Date.now() + 900_000; Date.now() < deadline; ) {
-      const known = await stack.metric('gcfsd_layers{');
-      const settled = await stack.metric('gcfsd_layers{', 'state="local"');
-      if (known === settled + (await stack.metric('gcfsd_layers{', 'state="failed"'))) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await untilLayersLocal(stack, 900_000);
     run.downloadedSeconds = (performance.now() - run.t0) / 1000;
     run.bytesUntilDownloaded = (await net.bytesFromNamespace()) - run.bytesAtStart;
     run.fallbacks = await stack.metric('gcfsd_image_streaming_fallbacks_total');

@@ -304,7 +304,7 @@ async function workingSet(built, readyLine, log) {
 /**
  * Build (or reuse) a workload's image and its working set.
  * @returns {Promise<{name: string, built: import('@gcfs/image-builder').BuildResult, imageBytes: number,
- *   unpackedBytes: number, readyLine: string, ready: RegExp, layerCount: number,
+ *   unpackedBytes: number, readyLine: string, ready: RegExp,
  *   workingSet: {files: number, bytes: number}}>}
  */
 export async function buildWorkload(name, { log = () => {} } = {}) {
@@ -325,9 +325,8 @@ export async function buildWorkload(name, { log = () => {} } = {}) {
     imageBytes: built.layers.reduce((n, l) => n + l.descriptor.size, 0),
     unpackedBytes: built.layers.reduce((n, l) => n + l.uncompressedSize, 0),
     readyLine: workload.readyLine,
-    // Conveniences for the cold-start runner: the line to wait for, layers to see downloaded.
+    // For the cold-start runner: the line to wait for.
     ready: new RegExp(workload.readyLine),
-    layerCount: built.layers.length,
     workingSet: await workingSet(built, workload.readyLine, log),
   };
 }

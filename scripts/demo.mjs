@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, describeError } from '@gcfs/core';
 import { buildDebianImage, buildImage, PAUSE_IMAGE } from '@gcfs/image-builder';
 import { startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
-import { cleanupList, coldStart, pushBuilt, untilLayersLocal } from './benchmarks/cold-start.mjs';
+import { cleanupList, coldStart, dropCaches, pushBuilt, untilLayersLocal } from './benchmarks/cold-start.mjs';
 import { WORKLOADS, WORKLOADS_DIR } from './benchmarks/workloads.mjs';
 
 const WORKLOAD = WORKLOADS.medium.debian;
@@ -80,10 +80,13 @@ try {
   const setup = { registryHost: registry.host, sandboxImage, image };
   const results = { gcfs: [], overlayfs: [] };
   for (let run = 1; run <= runs; run++) {
+    // Each run starts from a settled disk and a cold page cache, as a new node would.
+    await dropCaches();
     const baseline = await coldStart({ ...setup, cleanups: node });
     results.overlayfs.push(baseline);
     log.info('overlayfs cold start', { run, seconds: baseline.seconds.toFixed(2), output: baseline.output });
     await node.run();
+    await dropCaches();
     const streamed = await gcfsRun(setup);
     results.gcfs.push(streamed);
     log.info('gcfs cold start', { run, seconds: streamed.seconds.toFixed(2), output: streamed.output });

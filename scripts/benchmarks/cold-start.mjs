@@ -3,10 +3,14 @@
 // too), CreateContainer, StartContainer, then the container's log is watched for its ready
 // line. With `stack` the CRI snapshotter is gcfs (GKE's configuration), without it
 // containerd's own overlayfs (a full pull). Used by scripts/demo and the cold-start benchmark.
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { pushImage } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
 import { CriClient, readCriLog, startContainerd, tempDirFor } from '@gcfs/testkit';
+
+const execFileP = promisify(execFile);
 
 /** Cleanups of what is running, last started first. */
 export function cleanupList() {
@@ -53,6 +57,12 @@ export async function untilLayersLocal(stack, timeoutMs) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return false;
+}
+
+/** Write back what the previous run left dirty (GiBs of layers), then drop the page cache. */
+export async function dropCaches() {
+  await execFileP('sync');
+  await writeFile('/proc/sys/vm/drop_caches', '3\n').catch(() => {});
 }
 
 /** Peak resident set of a process (VmHWM), in bytes; 0 when it is gone. */

@@ -5,10 +5,7 @@
 // start gets a new containerd and a new gcfsd (empty layer cache), and the page cache is
 // dropped; cfsd's index is kept warm (a regional service), and as many runs again go to a new
 // cfsd on an empty store (the first pull of an image anywhere, the `cold` rows).
-import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createLogger } from '@gcfs/core';
 import { buildImage, PAUSE_IMAGE } from '@gcfs/image-builder';
 import {
@@ -20,12 +17,11 @@ import {
   startRegistry,
   startShapedNetwork,
 } from '@gcfs/testkit';
-import { cleanupList, coldStart, peakRss, pushBuilt, untilLayersLocal } from './cold-start.mjs';
+import { cleanupList, coldStart, dropCaches, peakRss, pushBuilt, untilLayersLocal } from './cold-start.mjs';
 import { median, resultsDir, spread } from './lib.mjs';
 import { writeReport } from './report.mjs';
 import { buildWorkload } from './workloads.mjs';
 
-const execFileP = promisify(execFile);
 const log = createLogger({ level: 'info' }).child({ module: 'bench' });
 const NETWORKS = [
   { name: 'unshaped', rateMbit: undefined },
@@ -33,12 +29,6 @@ const NETWORKS = [
   { name: '100mbit', rateMbit: 100 },
 ];
 const NOISY_SPREAD = 0.5;
-
-/** Write back what the previous run left dirty (GiBs of layers), then drop the page cache. */
-async function dropCaches() {
-  await execFileP('sync');
-  await writeFile('/proc/sys/vm/drop_caches', '3\n').catch(() => {});
-}
 
 /** Pids of live processes whose command line contains every needle. */
 async function pidsWith(...needles) {

@@ -244,19 +244,24 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
    */
   async function untilIndexed(digest: Digest, wait: boolean, deadline: Date | number): Promise<void> {
     const indexing = wait ? parts.indexer.inProgress(digest) : undefined;
-    const outcome = indexing ? await waitUntil(indexing, deadline) : await parts.indexer.peek(digest);
-    if (indexing && outcome === undefined) {
-      throw new GcfsError(ErrorCode.LayerIndexing, `layer ${digest} is still being indexed`, {
-        hint: 'ask again with wait',
-      });
+    if (indexing !== undefined) {
+      const outcome = await waitUntil(indexing, deadline);
+      if (outcome === undefined) {
+        throw new GcfsError(ErrorCode.LayerIndexing, `layer ${digest} is still being indexed`, {
+          hint: 'ask again with wait',
+        });
+      }
+      if (outcome.status === 'failed' && !outcome.permanent) {
+        throw new GcfsError(ErrorCode.NotFound, `indexing layer ${digest} failed: ${outcome.reason}`, {
+          hint: 'call AuthImage again to index it again',
+        });
+      }
     }
-    if (outcome?.status !== 'failed') return;
-    if (outcome.permanent) {
-      throw new GcfsError(ErrorCode.NotStreamable, `layer ${digest} cannot be streamed: ${outcome.reason}`);
+    // Permanent failures are recorded in the store before the indexing settles.
+    const failure = await parts.store.failure(digest);
+    if (failure !== undefined) {
+      throw new GcfsError(ErrorCode.NotStreamable, `layer ${digest} cannot be streamed: ${failure.reason}`);
     }
-    throw new GcfsError(ErrorCode.NotFound, `indexing layer ${digest} failed: ${outcome.reason}`, {
-      hint: 'call AuthImage again to index it again',
-    });
   }
 
   async function getPrefetchImageReport(req: pb.GetPrefetchImageReportRequest) {

@@ -165,7 +165,10 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
       stopTimeoutMs: 15_000,
     });
   };
-  const stopOne = async (name: keyof typeof processes) => {
+  /** Stop one process: SIGTERM, or SIGKILL first with `crash`. */
+  const stopOne = async (name: keyof typeof processes, { crash = false } = {}) => {
+    const pid = processes[name]?.pid;
+    if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');
     await processes[name]?.stop();
     processes[name] = undefined;
   };
@@ -184,15 +187,9 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     startDownloader,
     startCfsd,
     cfsdStore: options.cfsdAddress === undefined ? cfsdStore : undefined,
-    async stopCfsd({ crash = false } = {}) {
-      const pid = processes.cfsd?.pid;
-      if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');
-      await stopOne('cfsd');
-    },
-    async restartGcfsd({ crash = false } = {}) {
-      const pid = processes.gcfsd?.pid;
-      if (crash && pid !== undefined) process.kill(pid, 'SIGKILL');
-      await stopOne('gcfsd');
+    stopCfsd: (options) => stopOne('cfsd', options),
+    async restartGcfsd(options) {
+      await stopOne('gcfsd', options);
       await startGcfsd();
     },
     async metric(name, ...labels) {

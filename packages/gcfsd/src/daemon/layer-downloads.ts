@@ -50,8 +50,8 @@ export interface LayerDownloadsOptions {
   onLocal: (layer: string, dir: string) => void;
   /** The downloader failed `maxFailedAttempts` times (or the blob does not match its digest). */
   onGiveUp: (layer: string, failure: { reason: string; code: string; attempts: number }) => void;
-  /** The download stopped because yieldTo() asked it to (it was not done). */
-  onYield?: (layer: string) => void;
+  /** The download stopped because yieldTo() asked it to (it was not done); what it was started with. */
+  onYield?: (image: string, layer: LayerRecord, credential: PullCredential) => void;
   onResult?: (result: DownloadResult) => void;
   /** Attempts of a download the downloader answered with a failure (default 3). */
   maxFailedAttempts?: number;
@@ -108,7 +108,7 @@ export class LayerDownloads {
     const yielded = () => {
       if (!this.#yielding.delete(layer.digest)) return false;
       logger.info('Layer download stopped: its index came first', fields);
-      this.#options.onYield?.(layer.digest);
+      this.#options.onYield?.(image, layer, credential);
       return true;
     };
     await retryUntilStopped(

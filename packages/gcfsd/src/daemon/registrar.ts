@@ -84,8 +84,6 @@ export class Registrar {
   readonly #o: RegistrarOptions;
   readonly #images: ServedImages;
   readonly #downloads: LayerDownloads;
-  /** Layers of first pulls downloaded before cfsd indexed them, and with what. */
-  readonly #early = new Map<string, { image: string; credential: PullCredential }>();
   readonly #stop = new AbortController();
 
   constructor(options: RegistrarOptions) {
@@ -110,7 +108,7 @@ export class Registrar {
           attempts: failure.attempts,
           next: 'stays streamed from cfsd; downloaded again when an image naming it is registered again or gcfsd restarts',
         }),
-      onYield: (digest) => this.#downloadYielded(digest),
+      onYield: (image, layer, credential) => this.#downloadYielded(image, layer, credential),
       onResult: options.onDownload,
       backoff: options.downloadBackoff,
       maxFailedAttempts: options.maxFailedDownloads,
@@ -177,7 +175,6 @@ export class Registrar {
     if (indexing.length > 0) {
       // Not indexed yet: downloaded now, as a full pull would, and streamed if cfsd is faster.
       this.#startDownloads(record, credential, indexing);
-      for (const layer of indexing) this.#early.set(layer.digest, { image: name, credential });
       void loadIndexes(record, indexing, {
         images: this.#images,
         sessions: this.#o.sessions,
@@ -185,7 +182,6 @@ export class Registrar {
         // The index won: its download gives the link back to the starting container.
         onLoaded: (digest) => {
           if (this.#images.indexLoaded(digest)) this.#downloads.yieldTo(digest);
-          else this.#early.delete(digest);
         },
         signal: this.#stop.signal,
       });
@@ -292,13 +288,11 @@ export class Registrar {
   }
 
   /** A first pull's early download gave way to the layer's index: downloaded after a pause. */
-  #downloadYielded(digest: string): void {
-    const early = this.#early.get(digest);
-    this.#early.delete(digest);
-    const record = early && this.#images.inUseRecord(early.image);
-    if (!this.#images.downloadYielded(digest) || early === undefined || record === undefined) return;
-    const layer = record.layers.find((l) => l.digest === digest);
-    if (layer !== undefined) void this.#startDownloadsLater(record, early.credential, [layer]);
+  #downloadYielded(image: string, layer: LayerRecord, credential: PullCredential): void {
+    const record = this.#images.inUseRecord(image);
+    if (this.#images.downloadYielded(layer.digest) && record !== undefined) {
+      void this.#startDownloadsLater(record, credential, [layer]);
+    }
   }
 
   async #startDownloadsLater(

@@ -11,6 +11,8 @@ import {
   GcfsError,
   PRIVATE_DIR_MODE,
   PRIVATE_FILE_MODE,
+  syncDir,
+  writeDurable,
 } from '@gcfs/core';
 
 /**
@@ -154,27 +156,6 @@ export function createPrivate(path: string): Promise<FileHandle> {
 /** Create a private directory (0700) that must not exist yet. */
 export async function mkdirPrivate(path: string): Promise<void> {
   await mkdir(path, { mode: PRIVATE_DIR_MODE });
-}
-
-/** Write a new private file and fsync it before returning. */
-export async function writeDurable(path: string, data: Uint8Array | string): Promise<void> {
-  const handle = await createPrivate(path);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** fsync a directory, so that the entries created or renamed in it survive a crash. */
-export async function syncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export function makeManifest(

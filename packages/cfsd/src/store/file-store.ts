@@ -1,7 +1,16 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Digest, digestAlgorithm, ErrorCode, ensurePrivateDir, GcfsError, isDigest } from '@gcfs/core';
+import {
+  type Digest,
+  digestAlgorithm,
+  ErrorCode,
+  ensurePrivateDir,
+  GcfsError,
+  isDigest,
+  syncDir,
+  writeDurable,
+} from '@gcfs/core';
 import { clampRange, layerNotFound, recordsFromLengths, totalLength } from './blocks.js';
 import {
   ALGORITHMS,
@@ -17,9 +26,7 @@ import {
   readChecked,
   readExactly,
   readManifest,
-  syncDir,
   TABLE,
-  writeDurable,
 } from './file-layout.js';
 import type { LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
 import { type OpenLayer, OpenLayers } from './open-layers.js';

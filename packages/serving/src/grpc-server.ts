@@ -2,7 +2,8 @@ import { chmod, lstat, rm, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { ErrorCode, ensurePrivateDir, GcfsError, Limits, PRIVATE_FILE_MODE } from '@gcfs/core';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServiceError } from '@grpc/grpc-js';
+import { toServiceError } from './grpc-errors.js';
 
 /**
  * Make way for a server socket at `path`: its parent dir made private (0700, created or
@@ -92,4 +93,19 @@ export async function stopGrpc(server: Server, graceMs: number, socketPath?: str
     });
   });
   if (socketPath) await rm(socketPath, { force: true });
+}
+
+/**
+ * A unary handler from a function of the request: its result is the answer, anything it throws
+ * (synchronously or not) the failure, as toServiceError words it.
+ */
+export function unary<Req, Res>(handle: (req: Req) => Res | Promise<Res>) {
+  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, res?: Res) => void) => {
+    Promise.resolve()
+      .then(() => handle(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toServiceError(err)),
+      );
+  };
 }

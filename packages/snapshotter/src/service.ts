@@ -4,8 +4,8 @@
 
 import { checkLength, ErrorCode, GcfsError, Limits } from '@gcfs/core';
 import { snapshots as pb } from '@gcfs/proto';
-import { bindGrpcUnixSocket, stopGrpc, toServiceError } from '@gcfs/serving';
-import { Server, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { bindGrpcUnixSocket, stopGrpc, toServiceError, unary } from '@gcfs/serving';
+import { Server, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Mount, SnapshotInfo, SnapshotKind, Snapshotter } from './snapshotter.js';
 
 // Infos per List message: containerd reads the stream to its end, small batches keep
@@ -52,17 +52,6 @@ function checkLabels(labels: Record<string, string>): Record<string, string> {
 
 function checkParent(parent: string): string {
   return checkLength('parent', parent, Limits.snapshotKey);
-}
-
-function unary<Req, Res>(handle: (req: Req) => Res | Promise<Res>) {
-  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, res?: Res) => void) => {
-    Promise.resolve()
-      .then(() => handle(call.request))
-      .then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(err)),
-      );
-  };
 }
 
 function list(snapshotter: Snapshotter) {

@@ -1,24 +1,12 @@
 import { checkCredentialLengths, checkLength, Limits, registerSecret } from '@gcfs/core';
 import type { downloader as pb } from '@gcfs/proto';
-import { toServiceError } from '@gcfs/serving';
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { unary } from '@gcfs/serving';
 import type { DownloadOutcome, DownloadRequest } from '../types.js';
 import { stateToWire } from '../wire.js';
 import type { LayerDownloader } from './manager.js';
 
 /** Called with every Download call answered, for logs and metrics. */
 export type ResponseObserver = (request: DownloadRequest, outcome: DownloadOutcome) => void;
-
-type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
-
-function unary<Req, Res>(handle: (req: Req) => Promise<Res>): Unary<Req, Res> {
-  return (call, callback) => {
-    handle(call.request).then(
-      (res) => callback(null, res),
-      (err: unknown) => callback(toServiceError(err)),
-    );
-  };
-}
 
 /** The gcfs.downloader.v1.Downloader service over a download manager. */
 export function createDownloaderService(

@@ -5,13 +5,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { checkCredentialLengths, checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
 import { gcfsdAdmin as pb } from '@gcfs/proto';
-import {
-  bindGrpcUnixSocket,
-  createUnixSocketServer,
-  fromServiceError,
-  stopGrpc,
-  toServiceError,
-} from '@gcfs/serving';
+import { bindGrpcUnixSocket, createUnixSocketServer, fromServiceError, stopGrpc, unary } from '@gcfs/serving';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import type { GcResult } from './gc.js';
 import type { PullCredential } from './layer-downloads.js';
@@ -47,15 +41,6 @@ function fromWire(image: pb.Image): RegisteredImage {
     manifestDigest: image.manifestDigest,
     layers: image.layers,
     registeredAt: image.registeredAtUnixMs,
-  };
-}
-
-function unary<Req, Res>(handle: (req: Req) => Promise<Res>) {
-  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, res?: Res) => void) => {
-    handle(call.request).then(
-      (res) => callback(null, res),
-      (err: unknown) => callback(toServiceError(err)),
-    );
   };
 }
 

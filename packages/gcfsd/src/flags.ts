@@ -282,7 +282,37 @@ export const GCFSD_FLAGS = defineFlags([
     type: 'bool',
     default: false,
     group: CREDENTIALS,
-    description: 'Enable the pull secret keychain, needed for Kubernetes image pull secrets',
+    description:
+      'Enable the pull secret keychain, needed for Kubernetes image pull secrets: gcfsd serves --keychain_uds_path, which kubelet uses as its --image-service-endpoint, and streams each private image with the pull secret of the pod that pulled it (docs/operations.md)',
+  },
+  {
+    name: 'keychain_uds_path',
+    type: 'string',
+    default: '/run/gcfsd/keychain.sock',
+    group: CREDENTIALS,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description:
+      "Unix domain socket of the keychain (with --enable_pull_secret_keychain): the UpdateCreds API and CRI's ImageService, proxied to --containerd_address",
+  },
+  {
+    name: 'containerd_address',
+    type: 'string',
+    default: '/run/containerd/containerd.sock',
+    group: CREDENTIALS,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description: "containerd's socket, whose CRI ImageService the keychain socket proxies",
+  },
+  {
+    name: 'keychain_credential_ttl',
+    type: 'duration',
+    default: 86_400_000,
+    min: 1_000,
+    group: CREDENTIALS,
+    extension: true,
+    description:
+      'How long the keychain keeps the credentials of an image repository after its last pull (a later pull renews them); images streamed meanwhile keep using them until gcfsd restarts',
   },
   {
     name: 'test_pull_secret',

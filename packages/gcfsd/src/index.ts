@@ -1,2 +1,3 @@
 export * from './daemon/index.js';
 export * from './flags.js';
+export * from './keychain/index.js';

@@ -40,8 +40,12 @@ const MISSION_DEFAULTS = {
   try_direct_path: true,
 };
 
-// Flags this project adds: for the snapshotter, and the downloader's registry access, metrics and pacing.
+// Flags this project adds: for the snapshotter, the keychain's sockets and expiry, and the
+// downloader's registry access, metrics and pacing.
 const OUR_DEFAULTS = {
+  keychain_uds_path: '/run/gcfsd/keychain.sock',
+  containerd_address: '/run/containerd/containerd.sock',
+  keychain_credential_ttl: 24 * 60 * 60_000,
   download_quiet_period: 2000,
   min_streamed_image_size_mb: 4,
   snapshotter_uds_path: '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',

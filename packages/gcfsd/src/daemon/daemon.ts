@@ -2,12 +2,13 @@
 // layer cache, cfsd client, mount, serving, GC), and a stop that unmounts and closes the
 // DB. The FUSE file system itself comes from the `mount` dependency (packages/fuse).
 
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
 import { describeError, ensurePrivateDir, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { serveMetrics } from '@gcfs/serving';
 import { type GcfsdConfig, layerCacheDir } from '../flags.js';
+import { RecordedCredentials, type RunningKeychain, serveKeychain } from '../keychain/index.js';
 import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
@@ -60,6 +61,8 @@ export interface RunningDaemon {
   metrics: DaemonMetrics;
   metricsPort: number;
   adminSocket: string;
+  /** With --enable_pull_secret_keychain: the credentials it recorded. */
+  keychain: RecordedCredentials | undefined;
   /** Absent with an empty --snapshotter_uds_path. */
   snapshots: RunningSnapshotService | undefined;
   /** Unmount, close the DB and every connection; safe to call twice. */
@@ -113,10 +116,28 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     cfsd.on('blockFetch', (event) => metrics.blockFetched(event));
     cleanups.push(() => cfsd.close());
     cleanups.push(() => deps.downloader.close());
-    const secrets = await PullSecrets.fromFlags(config);
-
     const db: ImagesInUse = await openImagesInUse(config.images_in_use_db_path);
     cleanups.push(() => db.close());
+    let keychain: RecordedCredentials | undefined;
+    if (config.enable_pull_secret_keychain) {
+      // Beside the images-in-use DB (in its private dir): what restoring its images needs.
+      keychain = await RecordedCredentials.open({
+        path:
+          config.images_in_use_db_path === ''
+            ? undefined
+            : join(dirname(config.images_in_use_db_path), 'keychain.json'),
+        ttlMs: config.keychain_credential_ttl,
+        logger,
+      });
+      const server: RunningKeychain = await serveKeychain({
+        socketPath: config.keychain_uds_path,
+        containerdAddress: config.containerd_address,
+        credentials: keychain,
+        logger,
+      });
+      cleanups.push(() => server.stop());
+    }
+    const secrets = await PullSecrets.fromFlags(config, undefined, keychain);
     const sessions = new SessionPool();
     cleanups.push(() => sessions.closeAll());
     const activity = new ReadActivity();
@@ -226,7 +247,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     logger.info('GCFSD: serving', { admin_socket: adminSocket });
     gc.start();
     cleanups.push(() => gc.stop());
-    return { registrar, gc, metrics, metricsPort: served.port, adminSocket, snapshots, stop };
+    return { registrar, gc, metrics, metricsPort: served.port, adminSocket, keychain, snapshots, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,10 @@
-// Which registry credentials an image is registered with: GKE's pull-secret flags first
-// (`--add_pull_secret` for the images it names, `--test_pull_secret` for any image), then
-// the node's Docker config.json, else anonymous. Every secret is registered for redaction
-// as soon as it is read, so no log line or error can carry it.
+// Which registry credentials an image is registered with: the pod's own pull secret that the
+// keychain recorded for the image's repository (--enable_pull_secret_keychain, see
+// keychain/), then GKE's pull-secret flags (`--add_pull_secret` for the images it names,
+// `--test_pull_secret` for any image), then the node's Docker config.json, else anonymous.
+// The keychain comes first because it is what containerd itself pulled that image with.
+// Every secret is registered for redaction as soon as it is read, so no log line or error
+// can carry it.
 
 import { readFile } from 'node:fs/promises';
 import { ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
@@ -97,30 +100,57 @@ export interface PullSecretFlags {
 }
 
 /** Where a credential came from, for logs (never the credential itself). */
-export type CredentialOrigin = 'add_pull_secret' | 'test_pull_secret' | 'docker_config' | 'anonymous';
+export type CredentialOrigin =
+  | 'keychain'
+  | 'add_pull_secret'
+  | 'test_pull_secret'
+  | 'docker_config'
+  | 'anonymous';
+
+/** The credentials the keychain recorded, per image (RecordedCredentials has it). */
+export interface KeychainSource {
+  get(image: string): Credential | undefined;
+}
 
 export class PullSecrets {
   readonly #imageSecret: ImagePullSecret | undefined;
   readonly #testSecret: Credential | undefined;
   readonly #dockerConfig: CredentialSource | undefined;
+  readonly #keychain: KeychainSource | undefined;
 
-  constructor(imageSecret?: ImagePullSecret, testSecret?: Credential, dockerConfig?: CredentialSource) {
+  constructor(
+    imageSecret?: ImagePullSecret,
+    testSecret?: Credential,
+    dockerConfig?: CredentialSource,
+    keychain?: KeychainSource,
+  ) {
     this.#imageSecret = imageSecret;
     this.#testSecret = testSecret;
     this.#dockerConfig = dockerConfig;
+    this.#keychain = keychain;
   }
 
-  /** From gcfsd's flags and a Docker config.json (`$DOCKER_CONFIG`, else ~/.docker, when present). */
-  static async fromFlags(flags: PullSecretFlags, dockerConfigPath?: string): Promise<PullSecrets> {
+  /**
+   * From gcfsd's flags, a Docker config.json (`$DOCKER_CONFIG`, else ~/.docker, when present)
+   * and the keychain when it is enabled.
+   */
+  static async fromFlags(
+    flags: PullSecretFlags,
+    dockerConfigPath?: string,
+    keychain?: KeychainSource,
+  ): Promise<PullSecrets> {
     return new PullSecrets(
       flags.add_pull_secret === '' ? undefined : await parseAddPullSecret(flags.add_pull_secret),
       flags.test_pull_secret === '' ? undefined : parseTestPullSecret(flags.test_pull_secret),
       await CredentialStore.fromDockerConfig(dockerConfigPath),
+      keychain,
     );
   }
 
   /** The credential to register `image` with, and where it came from. */
   async forImage(image: string): Promise<{ credential: Credential; origin: CredentialOrigin }> {
+    const recorded = this.#keychain?.get(image);
+    if (recorded !== undefined) return { credential: recorded, origin: 'keychain' };
     const ref = parseReference(image);
     const name = `${ref.registry}/${ref.repository}`;
     const scope = this.#imageSecret?.scope;

@@ -123,8 +123,9 @@ export class Registrar {
    */
   async register(image: string, options: RegisterOptions = {}): Promise<RegisteredImage> {
     const name = imageName(image);
-    this.#o.logger.info(`Received UpdateCreds request for image ${name}`);
-    const credential = options.credential ?? (await this.#o.secrets.forImage(name)).credential;
+    const resolved = options.credential === undefined ? await this.#o.secrets.forImage(name) : undefined;
+    const credential = options.credential ?? resolved!.credential;
+    this.#o.logger.info(`Registering image ${name}`, { credential: resolved?.origin ?? 'caller' });
     const session = await this.#o.cfsd.authImage(name, credential, { wait: options.wait ?? false });
     if (!session.streamable) {
       session.close();

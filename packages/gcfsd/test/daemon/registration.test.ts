@@ -129,7 +129,7 @@ test('registration: symlinks at once, switched to local layers after download, r
   assert.deepEqual(links.trim().split('\n'), layers.map(streamedLayerTarget));
   assert.equal(await sh(`cat ${imageDir}/0/etc/os-release`), 'ID=gcfs\n');
   const streamedSum = await sh(`sha256sum < ${imageDir}/1/app.bin`);
-  assert.match(first.output(), /Received UpdateCreds request for image/);
+  assert.match(first.output(), /Registering image /);
   assert.match(first.output(), /Async layer download started/);
 
   const downloader = await startProcess({

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCode, isGcfsError, redact } from '@gcfs/core';
-import { CredentialStore } from '@gcfs/registry';
+import { CredentialStore, parseReference } from '@gcfs/registry';
 import { tempDirFor } from '@gcfs/testkit';
 import { PullSecrets, parseAddPullSecret, parseTestPullSecret } from '../../src/daemon/pull-secrets.js';
 
@@ -110,6 +110,25 @@ describe('pull secrets', () => {
       await parseAddPullSecret('127.0.0.1:5000,oauth2accesstoken:hostTok1'),
     );
     assert.equal((await registryWide.forImage('127.0.0.1:5000/any/thing:1')).origin, 'add_pull_secret');
+  });
+
+  it("puts the keychain's credential for the image's repository before every other source", async () => {
+    const keychain = new Map([['127.0.0.1:5000/team/app', { username: 'pod', password: 'podSecret-1' }]]);
+    const secrets = new PullSecrets(
+      await parseAddPullSecret('127.0.0.1:5000/team,oauth2accesstoken:teamToken1'),
+      parseTestPullSecret('u:testPw99'),
+      undefined,
+      {
+        get: (image) => keychain.get(`${parseReference(image).registry}/${parseReference(image).repository}`),
+      },
+    );
+    assert.deepEqual(await secrets.forImage(`127.0.0.1:5000/team/app@sha256:${'c'.repeat(64)}`), {
+      credential: { username: 'pod', password: 'podSecret-1' },
+      origin: 'keychain',
+    });
+    // Another repository under the same scope: the flags decide, as without the keychain.
+    assert.equal((await secrets.forImage('127.0.0.1:5000/team/other:v1')).origin, 'add_pull_secret');
+    assert.equal((await secrets.forImage('127.0.0.9:5000/x:v1')).origin, 'test_pull_secret');
   });
 
   it('reads the Docker config named by the flags helper', async (t) => {

@@ -65,7 +65,9 @@ async function keychainNode(
   const fake = options.containerd === false ? undefined : await fakeContainerd(t, containerdSocket);
   const log = new PassThrough();
   let logged = '';
-  log.on('data', (chunk: Buffer) => (logged += chunk.toString()));
+  log.on('data', (chunk: Buffer) => {
+    logged += chunk.toString();
+  });
   const store = await RecordedCredentials.open({
     path: join(dir.path, 'gcfsd', 'keychain.json'),
     ttlMs: 3_600_000,

@@ -10,7 +10,12 @@ const HOUR = 3_600_000;
 const quiet = createLogger({ level: 'fatal' });
 
 function clock(start = 1_000_000) {
-  const c = { now: start, tick: (ms: number) => (c.now += ms) };
+  const c = {
+    now: start,
+    tick: (ms: number) => {
+      c.now += ms;
+    },
+  };
   return c;
 }
 

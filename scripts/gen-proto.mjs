@@ -21,6 +21,8 @@ const OPTIONS = [
   'outputJsonMethods=false',
   'outputPartialMethods=true',
   'unrecognizedEnum=false',
+  // Honour `[jstype = JS_STRING]` on the few 64-bit fields that exceed a number (CRI's timestamps).
+  'useJsTypeOverride=true',
 ];
 
 const files = globSync('**/*.proto', { cwd: protoDir }).sort();

@@ -3,7 +3,7 @@
 // snapshot annotations on, unpacked layers discarded), driven through CRI as kubelet does.
 
 import { execFile } from 'node:child_process';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -14,6 +14,8 @@ import {
   type ContainerdOptions,
   CriClient,
   type GcfsStackOptions,
+  makeTempDir,
+  type RegistryOptions,
   readCriLog,
   startContainerd,
   startGcfsStack,
@@ -25,27 +27,60 @@ import { PAUSE_IMAGE, pushTestImage } from './cri-images.js';
 const execFileAsync = promisify(execFile);
 const GRPC_UNAVAILABLE = 14;
 
+export interface StreamingNodeOptions
+  extends Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir'>,
+    Pick<ContainerdOptions, 'snapshotAnnotations'> {
+  /** A registry with auth (token, users, ACL); the images are pushed as its first user. */
+  registry?: RegistryOptions;
+  /**
+   * gcfsd's keychain on (`--enable_pull_secret_keychain`), its socket proxying to this node's
+   * containerd; gcfsd starts before containerd does, as on a node.
+   */
+  keychain?: boolean;
+}
+
 export async function streamingNode(
   t: TestContext,
   images: Record<string, ImageSpec>,
-  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir'> &
-    Pick<ContainerdOptions, 'snapshotAnnotations'> = {},
+  options: StreamingNodeOptions = {},
 ) {
-  const registry = await startRegistry();
-  const sandboxImage = await pushTestImage(registry.host, 'test/pause', PAUSE_IMAGE);
-  const refs: Record<string, string> = {};
-  for (const [name, spec] of Object.entries(images))
-    refs[name] = await pushTestImage(registry.host, name, spec);
-  const { snapshotAnnotations, ...stackOptions } = options;
-  const stack = await startGcfsStack({ insecureRegistry: '127.0.0.1', ...stackOptions });
+  const registry = await startRegistry(options.registry);
+  let links: Awaited<ReturnType<typeof makeTempDir>> | undefined;
+  let stack: Awaited<ReturnType<typeof startGcfsStack>> | undefined;
   let containerd: Awaited<ReturnType<typeof startContainerd>> | undefined;
   let client: CriClient | undefined;
-  // One hook, in this order: containers and their overlay mounts go before gcfsd's FUSE mount.
+  // One hook, registered at once, in this order: containers and their overlay mounts go
+  // before gcfsd's FUSE mount.
   t.after(async () => {
     client?.close();
     await containerd?.stop();
-    await stack.stop();
+    await stack?.stop();
     await registry.stop();
+    await links?.cleanup();
+  });
+  const pusher = registry.users[0];
+  const sandboxImage = await pushTestImage(registry.host, 'test/pause', PAUSE_IMAGE, 'v1', pusher);
+  const refs: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(images))
+    refs[name] = await pushTestImage(registry.host, name, spec, 'v1', pusher);
+  const { snapshotAnnotations, registry: _, keychain, ...stackOptions } = options;
+  // containerd's socket is known once it runs: gcfsd is given a link to it, made then.
+  links = keychain ? await makeTempDir('gcfs-keychain-') : undefined;
+  const containerdLink = links && join(links.path, 'containerd.sock');
+  const keychainSocket = links && join(links.path, 'run', 'keychain.sock');
+  stack = await startGcfsStack({
+    insecureRegistry: '127.0.0.1',
+    ...stackOptions,
+    gcfsdFlags: [
+      ...(stackOptions.gcfsdFlags ?? []),
+      ...(keychain
+        ? [
+            '--enable_pull_secret_keychain',
+            `--keychain_uds_path=${keychainSocket}`,
+            `--containerd_address=${containerdLink}`,
+          ]
+        : []),
+    ],
   });
   containerd = await startContainerd({
     registryHost: registry.host,
@@ -55,6 +90,7 @@ export async function streamingNode(
     discardUnpackedLayers: true,
     snapshotAnnotations,
   });
+  if (containerdLink !== undefined) await symlink(containerd.address, containerdLink);
   client = new CriClient(containerd.address);
   const logs = await tempDirFor(t, 'gcfs-e2e-logs-');
   const cri = client;
@@ -66,6 +102,8 @@ export async function streamingNode(
     containerd: node,
     cri,
     refs,
+    /** With `keychain`: gcfsd's keychain socket, kubelet's --image-service-endpoint. */
+    keychainSocket,
     logDirectory: logs.path,
     /**
      * Run a container from `image` in `pod` to its end; its log lines. CreateContainer is

@@ -71,9 +71,16 @@ export class CriClient {
     return this.#call('Version', this.#runtime.version.bind(this.#runtime), { version: 'v1' });
   }
 
-  /** Pull as kubelet does; returns the image ref (the image id, a config digest). */
-  async pullImage(image: string, deadlineMs = PULL_DEADLINE_MS): Promise<string> {
-    const request = cri.PullImageRequest.fromPartial({ image: { image } });
+  /**
+   * Pull as kubelet does, with the pod's pull secret as `auth` when it has one; returns the
+   * image ref (the image id, a config digest).
+   */
+  async pullImage(
+    image: string,
+    deadlineMs = PULL_DEADLINE_MS,
+    auth?: Partial<cri.AuthConfig>,
+  ): Promise<string> {
+    const request = cri.PullImageRequest.fromPartial({ image: { image }, auth });
     return (await this.#call('PullImage', this.#images.pullImage.bind(this.#images), request, deadlineMs))
       .imageRef;
   }
@@ -86,6 +93,10 @@ export class CriClient {
   async listImages(): Promise<cri.Image[]> {
     return (await this.#call('ListImages', this.#images.listImages.bind(this.#images), { filter: undefined }))
       .images;
+  }
+
+  imageFsInfo(): Promise<cri.ImageFsInfoResponse> {
+    return this.#call('ImageFsInfo', this.#images.imageFsInfo.bind(this.#images), {});
   }
 
   async removeImage(image: string): Promise<void> {

@@ -87,6 +87,8 @@ export interface RunningGcfsStack {
   restartGcfsd(options?: { crash?: boolean }): Promise<void>;
   /** Sum of a gcfsd metric's samples whose line contains every one of `labels` (e.g. 'source="remote"'). */
   metric(name: string, ...labels: string[]): Promise<number>;
+  /** gcfsd's whole /metrics page. */
+  metricsText(): Promise<string>;
   logs(): Promise<{ cfsd: string; gcfsd: string; downloader: string }>;
   /** The processes it started that have exited since, and how (empty: all alive). */
   exited(): Partial<Record<'cfsd' | 'downloader' | 'gcfsd', ProcessExit>>;
@@ -192,9 +194,11 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
       await stopOne('gcfsd', options);
       await startGcfsd();
     },
+    async metricsText() {
+      return (await curl(['-sS', `http://127.0.0.1:${metricsPort}/metrics`])).body.toString();
+    },
     async metric(name, ...labels) {
-      const text = (await curl(['-sS', `http://127.0.0.1:${metricsPort}/metrics`])).body.toString();
-      return text
+      return (await stack.metricsText())
         .split('\n')
         .filter((line) => line.startsWith(name) && labels.every((label) => line.includes(label)))
         .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);

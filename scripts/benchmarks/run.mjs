@@ -2,6 +2,7 @@
 // scripts/bench [--quick] [name ...]: runs the named benchmarks (all by default).
 const BENCHMARKS = {
   'cold-starts': () => import('./cold-starts.mjs'),
+  'keychain-proxy': () => import('./keychain-proxy.mjs'),
   'registry-throughput': () => import('./registry-throughput.mjs'),
   cfsd: () => import('./cfsd.mjs'),
   downloader: () => import('./downloader.mjs'),

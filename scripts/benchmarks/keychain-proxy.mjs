@@ -1,0 +1,85 @@
+// What gcfsd's keychain socket adds to kubelet's image calls: PullImage of an image containerd
+// already has (it still resolves the tag with the registry), straight to containerd's CRI
+// socket against through gcfsd's keychain (--enable_pull_secret_keychain), which records the
+// pull secret and forwards the request. Alternating calls, so both see the same noise.
+import { join } from 'node:path';
+import { BUSYBOX_IMAGE, buildImage } from '@gcfs/image-builder';
+import { CriClient, startContainerd, startGcfsStack, startRegistry, tempDirFor } from '@gcfs/testkit';
+import { cleanupList, pushBuilt } from './cold-start.mjs';
+import { median, resultsDir, spread, writeResult } from './lib.mjs';
+
+/** A pull secret as kubelet sends it: the registry wants none, containerd ignores it then. */
+const AUTH = { username: 'bench', password: 'bench-secret-value' };
+
+async function pullMs(cri, image, auth) {
+  const t0 = performance.now();
+  await cri.pullImage(image, 60_000, auth);
+  return performance.now() - t0;
+}
+
+export async function run({ quick }) {
+  const runs = quick ? 5 : 20;
+  const cleanups = cleanupList();
+  try {
+    const registry = await startRegistry();
+    cleanups.after(() => registry.stop());
+    const work = await tempDirFor(cleanups, 'gcfs-bench-keychain-');
+    const built = await buildImage(BUSYBOX_IMAGE, { layoutDir: join(work.path, 'layout') });
+    const image = await pushBuilt(registry.host, built, 'bench/busybox');
+    // containerd's own snapshotter: the proxy sits in front of CRI's image service only.
+    const containerd = await startContainerd({ registryHost: registry.host, sandboxImage: image });
+    cleanups.after(() => containerd.stop());
+    const socket = join(work.path, 'keychain.sock');
+    const stack = await startGcfsStack({
+      insecureRegistry: '127.0.0.1',
+      downloader: false,
+      gcfsdFlags: [
+        '--enable_pull_secret_keychain',
+        `--keychain_uds_path=${socket}`,
+        `--containerd_address=${containerd.address}`,
+      ],
+    });
+    cleanups.after(() => stack.stop());
+    const direct = new CriClient(containerd.address);
+    const proxied = new CriClient(socket);
+    cleanups.after(() => {
+      direct.close();
+      proxied.close();
+    });
+    // Present from now on; the first call through each socket opens its connection.
+    await pullMs(direct, image, AUTH);
+    await pullMs(proxied, image, AUTH);
+    const directMs = [];
+    const proxiedMs = [];
+    for (let i = 0; i < runs; i++) {
+      const order = [
+        async () => directMs.push(await pullMs(direct, image, AUTH)),
+        async () => proxiedMs.push(await pullMs(proxied, image, AUTH)),
+      ];
+      if (i % 2) order.reverse();
+      for (const step of order) await step();
+    }
+    return {
+      benchmark: 'keychain-proxy',
+      runs,
+      direct_ms: median(directMs),
+      proxied_ms: median(proxiedMs),
+      added_ms: median(proxiedMs) - median(directMs),
+      direct_samples: directMs,
+      proxied_samples: proxiedMs,
+      noisy: spread(directMs) > 0.5 || spread(proxiedMs) > 0.5,
+      note: 'PullImage (with a pull secret) of an image containerd 1.6 already has: straight to its CRI socket vs through gcfsd --enable_pull_secret_keychain; the registry is local',
+    };
+  } finally {
+    await cleanups.run();
+  }
+}
+
+export async function main(options) {
+  const r = await run(options);
+  const file = await writeResult('keychain-proxy', r, resultsDir(options));
+  console.log(
+    `keychain proxy, PullImage of a present image, median of ${r.runs}: direct ${r.direct_ms.toFixed(1)} ms, ` +
+      `through the keychain ${r.proxied_ms.toFixed(1)} ms, added ${r.added_ms.toFixed(1)} ms${r.noisy ? ' (noisy)' : ''} -> ${file}`,
+  );
+}

@@ -11,10 +11,32 @@ import { median, resultsDir, spread, writeResult } from './lib.mjs';
 /** A pull secret as kubelet sends it: the registry wants none, containerd ignores it then. */
 const AUTH = { username: 'bench', password: 'bench-secret-value' };
 
-async function pullMs(cri, image, auth) {
+async function ms(call) {
   const t0 = performance.now();
-  await cri.pullImage(image, 60_000, auth);
+  await call();
   return performance.now() - t0;
+}
+
+/** Medians of `runs` alternating calls of `call(client)` on each client, and the samples. */
+async function compare(direct, proxied, runs, call) {
+  const directMs = [];
+  const proxiedMs = [];
+  for (let i = 0; i < runs; i++) {
+    const order = [
+      async () => directMs.push(await ms(() => call(direct))),
+      async () => proxiedMs.push(await ms(() => call(proxied))),
+    ];
+    if (i % 2) order.reverse();
+    for (const step of order) await step();
+  }
+  return {
+    direct_ms: median(directMs),
+    proxied_ms: median(proxiedMs),
+    added_ms: median(proxiedMs) - median(directMs),
+    direct_samples: directMs,
+    proxied_samples: proxiedMs,
+    noisy: spread(directMs) > 0.5 || spread(proxiedMs) > 0.5,
+  };
 }
 
 export async function run({ quick }) {
@@ -47,27 +69,13 @@ export async function run({ quick }) {
       proxied.close();
     });
     // Present from now on; the first call through each socket opens its connection.
-    await pullMs(direct, image, AUTH);
-    await pullMs(proxied, image, AUTH);
-    const directMs = [];
-    const proxiedMs = [];
-    for (let i = 0; i < runs; i++) {
-      const order = [
-        async () => directMs.push(await pullMs(direct, image, AUTH)),
-        async () => proxiedMs.push(await pullMs(proxied, image, AUTH)),
-      ];
-      if (i % 2) order.reverse();
-      for (const step of order) await step();
-    }
+    for (const cri of [direct, proxied]) await cri.pullImage(image, 60_000, AUTH);
     return {
       benchmark: 'keychain-proxy',
       runs,
-      direct_ms: median(directMs),
-      proxied_ms: median(proxiedMs),
-      added_ms: median(proxiedMs) - median(directMs),
-      direct_samples: directMs,
-      proxied_samples: proxiedMs,
-      noisy: spread(directMs) > 0.5 || spread(proxiedMs) > 0.5,
+      pull: await compare(direct, proxied, runs, (cri) => cri.pullImage(image, 60_000, AUTH)),
+      // Forwarding alone: no registry, no recording.
+      list: await compare(direct, proxied, runs, (cri) => cri.listImages()),
       note: 'PullImage (with a pull secret) of an image containerd 1.6 already has: straight to its CRI socket vs through gcfsd --enable_pull_secret_keychain; the registry is local',
     };
   } finally {
@@ -78,8 +86,10 @@ export async function run({ quick }) {
 export async function main(options) {
   const r = await run(options);
   const file = await writeResult('keychain-proxy', r, resultsDir(options));
+  const row = (name, x) =>
+    `${name}: direct ${x.direct_ms.toFixed(1)} ms, through the keychain ${x.proxied_ms.toFixed(1)} ms, ` +
+    `added ${x.added_ms.toFixed(1)} ms${x.noisy ? ' (noisy)' : ''}`;
   console.log(
-    `keychain proxy, PullImage of a present image, median of ${r.runs}: direct ${r.direct_ms.toFixed(1)} ms, ` +
-      `through the keychain ${r.proxied_ms.toFixed(1)} ms, added ${r.added_ms.toFixed(1)} ms${r.noisy ? ' (noisy)' : ''} -> ${file}`,
+    `keychain proxy, median of ${r.runs}: ${row('PullImage of a present image', r.pull)}; ${row('ListImages', r.list)} -> ${file}`,
   );
 }

@@ -69,6 +69,8 @@ export class RecordedCredentials {
   readonly #entries = new Map<string, Entry>();
   /** Writes in order: each one writes the whole map as it is when it runs. */
   #writes: Promise<void> = Promise.resolve();
+  /** The expiry of each entry as the file last written has it. */
+  readonly #savedExpiry = new Map<string, number>();
 
   private constructor(options: RecordedCredentialsOptions) {
     this.#o = options;
@@ -97,7 +99,9 @@ export class RecordedCredentials {
 
   /**
    * Record `credential` for the image's repository (renewing its expiry). Durable once the
-   * promise resolves when the credential is new; a renewal of the same one is written behind.
+   * promise resolves when the credential is new. A renewal of the same one is written behind,
+   * and only when the file's expiry lags by a tenth of the TTL: every pod start pulls, and an
+   * fsync per pull would compete with containerd's own (a restart may lose that tenth).
    * Returns how to undo it (a pull with it failed), unless something newer replaced it since.
    */
   async record(image: string, credential: Credential): Promise<() => Promise<void>> {
@@ -105,8 +109,11 @@ export class RecordedCredentials {
     const previous = this.#entries.get(key);
     const entry = { credential: registered({ ...credential }), expiresAt: this.#now() + this.#o.ttlMs };
     this.#entries.set(key, entry);
-    const write = this.#persist();
-    if (previous === undefined || !sameCredential(previous.credential, entry.credential)) await write;
+    if (previous === undefined || !sameCredential(previous.credential, entry.credential)) {
+      await this.#persist();
+    } else if ((this.#savedExpiry.get(key) ?? 0) < entry.expiresAt - this.#o.ttlMs / 10) {
+      void this.#persist();
+    }
     return async () => {
       if (this.#entries.get(key) !== entry) return;
       if (previous === undefined) this.#entries.delete(key);
@@ -135,8 +142,11 @@ export class RecordedCredentials {
     if (path === undefined) return Promise.resolve();
     const write = async () => {
       this.#dropExpired();
-      const stored: StoredFile = { v: FILE_VERSION, entries: Object.fromEntries(this.#entries) };
+      const entries = new Map(this.#entries);
+      const stored: StoredFile = { v: FILE_VERSION, entries: Object.fromEntries(entries) };
       await replaceDurably(path, JSON.stringify(stored));
+      this.#savedExpiry.clear();
+      for (const [key, entry] of entries) this.#savedExpiry.set(key, entry.expiresAt);
     };
     const logged = (err: unknown) => {
       this.#o.logger.error('Cannot save the keychain: a restarted gcfsd will not have these credentials', {
@@ -178,6 +188,7 @@ export class RecordedCredentials {
     for (const [key, entry] of Object.entries(stored.entries)) {
       if (!validEntry(entry) || entry.expiresAt <= now) continue;
       this.#entries.set(key, { credential: registered(entry.credential), expiresAt: entry.expiresAt });
+      this.#savedExpiry.set(key, entry.expiresAt);
     }
   }
 }

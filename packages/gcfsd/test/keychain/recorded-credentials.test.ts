@@ -72,6 +72,24 @@ describe('recorded credentials (the keychain store)', () => {
     assert.equal(second.size, 1);
   });
 
+  it('writes a renewal of the same credential only once the file lags by a tenth of the TTL', async (t) => {
+    const dir = await tempDirFor(t);
+    const path = join(dir.path, 'keychain.json');
+    const time = clock();
+    const store = await RecordedCredentials.open({ path, ttlMs: HOUR, logger: quiet, now: () => time.now });
+    const saved = async () => JSON.parse(await readFile(path, 'utf8')).entries['r.example/app'].expiresAt;
+    await store.record('r.example/app:v1', { username: 'u', password: 'samePass-8' });
+    const first = await saved();
+    time.tick(HOUR / 20);
+    await store.record('r.example/app:v1', { username: 'u', password: 'samePass-8' });
+    await store.flush();
+    assert.equal(await saved(), first, 'no write for a recent renewal');
+    time.tick(HOUR / 10);
+    await store.record('r.example/app:v1', { username: 'u', password: 'samePass-8' });
+    await store.flush();
+    assert.equal(await saved(), time.now + HOUR);
+  });
+
   it('undoes a record whose pull failed, back to the credential before it', async (t) => {
     const dir = await tempDirFor(t);
     const path = join(dir.path, 'keychain.json');

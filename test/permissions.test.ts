@@ -1,6 +1,6 @@
 // Who may read an image's content on a node (issue 11, section 3): root and the containers
 // that run the image. A local user (nobody, uid 65534) probes the real processes' mount,
-// layer cache, cfsd store and sockets, both while the image is streamed and once its layers
+// layer cache, cfsd store, sockets and recorded pull secrets, both while the image is streamed and once its layers
 // are downloaded, while a container running as that same uid still reads its files.
 
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { formatMode } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
-import { asNobody, connectAsNobody, makeTempDir, NOBODY, type NobodyProbe } from '@gcfs/testkit';
+import { asNobody, CriClient, connectAsNobody, makeTempDir, NOBODY, type NobodyProbe } from '@gcfs/testkit';
 import { busyboxEntries } from './cri-images.js';
 import { eventually, streamingNode } from './streaming-stack.js';
 
@@ -56,14 +56,21 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
   t.after(() => process.umask(umask));
   let node: Awaited<ReturnType<typeof streamingNode>>;
   try {
-    node = await streamingNode(t, { 'test/nobody': NOBODY_IMAGE }, { downloader: false, dir });
+    node = await streamingNode(
+      t,
+      { 'test/nobody': NOBODY_IMAGE },
+      { downloader: false, dir, keychain: true },
+    );
   } finally {
     // After streamingNode's own hook, which unmounts: the mount must be gone before removal.
     t.after(() => temp.cleanup());
   }
   const { cri, stack, refs } = node;
   const image = refs['test/nobody']!;
-  await cri.pullImage(image);
+  // Through the keychain, with a pull secret (the open registry does not ask for it).
+  const kubelet = new CriClient(node.keychainSocket!);
+  t.after(() => kubelet.close());
+  await kubelet.pullImage(image, 60_000, { username: 'nobody-test', password: 'perms-Secret-1' });
   const pod = await cri.runPodSandbox({ name: 'nobody', logDirectory: node.logDirectory });
   assert.deepEqual((await node.run(pod, 'streamed', image, SCRIPT)).lines, EXPECTED);
 
@@ -98,7 +105,10 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
     asNobody('head', '-c4', join(stack.cacheDir, layer, 'app/message')),
   );
   await assertDenied('list the layer cache', asNobody('ls', stack.cacheDir));
-  for (const socket of [stack.snapshotterSocket, join(run, 'downloader.sock'), join(run, 'admin.sock')])
+  const sockets = ['snapshotter.sock', 'downloader.sock', 'admin.sock', 'keychain.sock'].map((name) =>
+    join(run, name),
+  );
+  for (const socket of sockets)
     assert.equal(await connectAsNobody(socket), 'EACCES', `nobody connects to ${socket}`);
 
   // The modes decided (docs/operations.md), whatever the umask and the dirs found.
@@ -110,12 +120,11 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
     stack.cacheDir,
     join(dir, 'gcfsd'),
     join(dir, 'gcfsd', 'images_in_use.db'),
+    join(dir, 'gcfsd', 'keychain.json'),
     store,
     join(store, 'lock'),
     join(stored, 'blocks'),
-    stack.snapshotterSocket,
-    join(run, 'downloader.sock'),
-    join(run, 'admin.sock'),
+    ...sockets,
   ])
     modes[path.slice(dir.length + 1)] = await modeOf(path);
   assert.deepEqual(modes, {
@@ -125,12 +134,14 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
     'snapshotter/layers': '0700',
     gcfsd: '0700',
     'gcfsd/images_in_use.db': '0600',
+    'gcfsd/keychain.json': '0600',
     'cfsd-store': '0700',
     'cfsd-store/lock': '0600',
     [`cfsd-store/layers/sha256/${layer.slice('sha256='.length)}/blocks`]: '0600',
     'run/snapshotter.sock': '0600',
     'run/downloader.sock': '0600',
     'run/admin.sock': '0600',
+    'run/keychain.sock': '0600',
   });
   const logs = await stack.logs();
   assert.match(logs.gcfsd, new RegExp(`Tightened permissions of ${run} from 0755 to 0700`));

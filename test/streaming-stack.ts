@@ -67,7 +67,8 @@ export async function streamingNode(
   // containerd's socket is known once it runs: gcfsd is given a link to it, made then.
   links = keychain ? await makeTempDir('gcfs-keychain-') : undefined;
   const containerdLink = links && join(links.path, 'containerd.sock');
-  const keychainSocket = links && join(links.path, 'run', 'keychain.sock');
+  // Beside the stack's other sockets when it has a dir of its own.
+  const keychainSocket = links && join(stackOptions.dir ?? links.path, 'run', 'keychain.sock');
   stack = await startGcfsStack({
     insecureRegistry: '127.0.0.1',
     ...stackOptions,

@@ -1,11 +1,11 @@
-// gRPC probes of the node's daemons (cfsd, the downloader, gcfsd's admin and snapshotter
-// sockets): a client of each, the targets they aim at, calls that settle with what the
+// gRPC probes of the node's daemons (cfsd, the downloader, gcfsd's admin, snapshotter and
+// keychain sockets): a client of each, the targets they aim at, calls that settle with what the
 // daemon answered (never reject), the valid request each daemon must keep answering, and a
 // hammer that fires probes in rounds.
 
 import { randomBytes } from 'node:crypto';
 import { downloadRequestFor } from '@gcfs/downloader';
-import { containerfs, downloader, gcfsdAdmin, snapshots } from '@gcfs/proto';
+import { containerfs, cri, downloader, gcfsdAdmin, gcfsdKeychain, snapshots } from '@gcfs/proto';
 import { type Client, type ClientReadableStream, credentials, Metadata } from '@grpc/grpc-js';
 
 export interface Targets {
@@ -16,6 +16,8 @@ export interface Targets {
   cacheDir: string;
   adminSocket: string;
   snapshotterSocket: string;
+  /** gcfsd's keychain, proxying CRI's image service to a containerd that is not there. */
+  keychainSocket: string;
   /** An image cfsd can index and its first layer, for requests wrong in one field only. */
   image: string;
   layer: LayerRef;
@@ -29,8 +31,8 @@ export interface LayerRef {
   size: number;
 }
 
-export type Daemon = 'cfsd' | 'downloader' | 'admin' | 'snapshotter';
-export const DAEMONS: readonly Daemon[] = ['cfsd', 'downloader', 'admin', 'snapshotter'];
+export type Daemon = 'cfsd' | 'downloader' | 'admin' | 'snapshotter' | 'keychain';
+export const DAEMONS: readonly Daemon[] = ['cfsd', 'downloader', 'admin', 'snapshotter', 'keychain'];
 
 /** One request; settles with 'ok', the gRPC status code, or what the connection did. */
 export type Probe = () => Promise<string>;
@@ -90,16 +92,29 @@ export class DaemonClients {
   readonly downloader: downloader.DownloaderClient;
   readonly admin: gcfsdAdmin.AdminClient;
   readonly snapshotter: snapshots.SnapshotsClient;
+  readonly keychain: gcfsdKeychain.KeychainClient;
+  /** CRI's image service on the keychain socket, as kubelet calls it. */
+  readonly keychainImages: cri.ImageServiceClient;
 
   constructor(t: Targets) {
     this.cfsd = grpcClient(containerfs.ContainerFSClient, t.cfsdAddress);
     this.downloader = grpcClient(downloader.DownloaderClient, `unix:${t.downloaderSocket}`);
     this.admin = grpcClient(gcfsdAdmin.AdminClient, `unix:${t.adminSocket}`);
     this.snapshotter = grpcClient(snapshots.SnapshotsClient, `unix:${t.snapshotterSocket}`);
+    this.keychain = grpcClient(gcfsdKeychain.KeychainClient, `unix:${t.keychainSocket}`);
+    this.keychainImages = grpcClient(cri.ImageServiceClient, `unix:${t.keychainSocket}`);
   }
 
   close(): void {
-    for (const client of [this.cfsd, this.downloader, this.admin, this.snapshotter]) client.close();
+    for (const client of [
+      this.cfsd,
+      this.downloader,
+      this.admin,
+      this.snapshotter,
+      this.keychain,
+      this.keychainImages,
+    ])
+      client.close();
   }
 }
 
@@ -140,7 +155,7 @@ export class Hammer {
  * publishes the layer, the admin's registers the image).
  */
 export function validProbes(t: Targets, clients: DaemonClients): Record<Daemon, Probe> {
-  const { cfsd, downloader: dl, admin, snapshotter: snap } = clients;
+  const { cfsd, downloader: dl, admin, snapshotter: snap, keychain } = clients;
   const answer = <Res>(
     call: (cb: (err: Error | null, res: Res) => void) => unknown,
     ok: (res: Res) => boolean,
@@ -174,5 +189,14 @@ export function validProbes(t: Targets, clients: DaemonClients): Record<Daemon, 
       const removed = await rpc(snap, 'remove', { snapshotter: 'gcfs', key });
       return prepared === 'ok' ? removed : prepared;
     },
+    keychain: () =>
+      rpc(
+        keychain,
+        'updateCreds',
+        gcfsdKeychain.UpdateCredsRequest.fromPartial({
+          image: t.image,
+          credentials: { username: 'valid', password: 'valid-probe-secret' },
+        }),
+      ),
   };
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { containerfs, type downloader, gcfsdAdmin, snapshots } from '@gcfs/proto';
+import { containerfs, cri, type downloader, gcfsdAdmin, gcfsdKeychain, snapshots } from '@gcfs/proto';
 import {
   type CallOptions,
   type Daemon,
@@ -198,6 +198,33 @@ function snapshotterProbes(client: snapshots.SnapshotsClient): Probe[] {
   ];
 }
 
+function keychainProbes(t: Targets, clients: DaemonClients): Probe[] {
+  const update = (image: string, credentials: Partial<gcfsdAdmin.Credential> = {}, call: CallOptions = {}) =>
+    rpc(
+      clients.keychain,
+      'updateCreds',
+      gcfsdKeychain.UpdateCredsRequest.fromPartial({ image, credentials }),
+      call,
+    );
+  const pull = (image: string, auth: Partial<cri.AuthConfig>) =>
+    rpc(clients.keychainImages, 'pullImage', cri.PullImageRequest.fromPartial({ image: { image }, auth }));
+  return [
+    () => update(''),
+    () => update('Not A Reference!!', { password: 'x-secret' }),
+    ...LONGS.map((long) => () => update(`${t.registryHost}/${long}:1`, { password: 'x-secret' })),
+    ...LONGS.map((long) => () => update(t.image, { username: 'u', password: long })),
+    () => update(t.image, { username: 'u', password: 'cancelled' }, { cancelAfterMs: 0 }),
+    // Forwarded to a containerd that is not there, whatever gcfsd makes of the auth.
+    () => pull(t.image, { auth: '!!not base64!!' }),
+    () => pull('Not A Reference!!', { username: 'u', password: 'p-secret' }),
+    () => pull(t.image, { serverAddress: '::::', username: 'u', password: 'p-secret' }),
+    ...LONGS.map(
+      (long) => () => pull(`${t.registryHost}/${long}:1`, { username: 'u', password: 'p-secret' }),
+    ),
+    () => rpc(clients.keychainImages, 'listImages', {}, { cancelAfterMs: 0 }),
+  ];
+}
+
 /** Every daemon's hostile probes: requests that must fail, and raw garbage connections. */
 export function hostileProbes(t: Targets, clients: DaemonClients): Record<Daemon, Probe[]> {
   const separator = t.cfsdAddress.lastIndexOf(':');
@@ -210,5 +237,6 @@ export function hostileProbes(t: Targets, clients: DaemonClients): Record<Daemon
     downloader: [...downloaderProbes(t, clients.downloader), ...garbage({ path: t.downloaderSocket })],
     admin: [...adminProbes(t, clients.admin), ...garbage({ path: t.adminSocket })],
     snapshotter: [...snapshotterProbes(clients.snapshotter), ...garbage({ path: t.snapshotterSocket })],
+    keychain: [...keychainProbes(t, clients), ...garbage({ path: t.keychainSocket })],
   };
 }

@@ -1,5 +1,5 @@
-// The node the hostile tests run against: a registry, cfsd, gcfsd with its FUSE mount and
-// the downloader (testkit's stack), with two images of seeded files pushed: a plain one, and
+// The node the hostile tests run against: a registry, cfsd, gcfsd with its FUSE mount, its
+// keychain and the downloader (testkit's stack), with two images of seeded files pushed: a plain one, and
 // one cfsd indexed before its blob in the registry was damaged, so that it streams and its
 // download fails with a digest mismatch (its layer is served by FUSE from cfsd for good).
 
@@ -81,7 +81,11 @@ export async function hostileNode(t: TestContext, streamedFiles: readonly Seeded
     Array.from({ length: 20 }, (_, i) => ({ path: `plain/${i}`, size: 100_000 + i })),
   ]);
   const streamed = await pushLayeredImage(t, registry.host, 'hostile/streamed', [streamedFiles]);
-  stack = await startGcfsStack({ insecureRegistry: '127.0.0.1' });
+  // No containerd behind the keychain: what it forwards fails with UNAVAILABLE.
+  stack = await startGcfsStack({
+    insecureRegistry: '127.0.0.1',
+    keychain: { containerdAddress: '/nonexistent/containerd.sock' },
+  });
   const targets: Targets = {
     registryHost: registry.host,
     cfsdAddress: stack.cfsdAddress,
@@ -89,6 +93,7 @@ export async function hostileNode(t: TestContext, streamedFiles: readonly Seeded
     cacheDir: stack.cacheDir,
     adminSocket: stack.adminSocket,
     snapshotterSocket: stack.snapshotterSocket,
+    keychainSocket: stack.keychainSocket,
     image: plain.image,
     layer: plain.layers[0]!,
     damaged: { image: streamed.image, layer: streamed.layers[0]! },

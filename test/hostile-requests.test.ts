@@ -1,6 +1,6 @@
 // Issue 11, section 2: failing requests are answers, never a crash. Each daemon of a real
-// node (cfsd, the downloader, gcfsd's admin and snapshotter sockets) gets a mix of failing
-// requests and garbage connections at once, then must still be running and serve.
+// node (cfsd, the downloader, gcfsd's admin, snapshotter and keychain sockets) gets a mix of
+// failing requests and garbage connections at once, then must still be running and serve.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -10,7 +10,7 @@ import { ErrorCode, type GcfsError, isGcfsError } from '@gcfs/core';
 import { AdminClient } from '@gcfs/gcfsd';
 import type { ImageSpec } from '@gcfs/image-builder';
 import type { cri } from '@gcfs/proto';
-import { CriClient, type RegistryOptions } from '@gcfs/testkit';
+import type { RegistryOptions } from '@gcfs/testkit';
 import { busyboxEntries } from './cri-images.js';
 import { eventually, streamingNode } from './streaming-stack.js';
 
@@ -62,19 +62,15 @@ test('a private image pulled through the keychain socket with the pod secret str
     keychain: true,
     downloader: false,
   });
-  const { cri: direct, stack, refs } = node;
-  const kubelet = new CriClient(node.keychainSocket!);
+  const { cri: direct, keychain: kubelet, stack, refs } = node;
   const admin = new AdminClient(stack.adminSocket);
-  t.after(() => {
-    kubelet.close();
-    admin.close();
-  });
+  t.after(() => admin.close());
   const image = refs['private/app']!;
   const errors: string[] = [];
 
   // No secret, then a wrong one: the same failure through the keychain as on containerd's socket.
   for (const auth of [undefined, { username: 'alice', password: 'not-the-password' }]) {
-    const proxied = await criFailure(kubelet.pullImage(image, 60_000, auth));
+    const proxied = await criFailure(kubelet!.pullImage(image, 60_000, auth));
     const alone = await criFailure(direct.pullImage(image, 60_000, auth));
     assert.deepEqual(proxied, alone);
     errors.push(proxied.details);
@@ -82,7 +78,7 @@ test('a private image pulled through the keychain socket with the pod secret str
   assert.equal(await stack.metric('gcfsd_remote_snapshots_total'), 0, 'nothing streamed');
   assert.equal(await node.imageLinks('private/app'), undefined);
 
-  await kubelet.pullImage(image, 120_000, {
+  await kubelet!.pullImage(image, 120_000, {
     auth: ALICE_AUTH,
     serverAddress: `http://${image.split('/')[0]}`,
   });
@@ -119,17 +115,17 @@ test('a private image pulled through the keychain socket with the pod secret str
   const pause = (await direct.listImages()).find((i) => i.repoTags.some((tag) => tag.includes('test/pause')));
   assert.ok(pause, 'the sandbox image is listed');
   const byId = (images: Array<{ id: string }>) => images.sort((a, b) => a.id.localeCompare(b.id));
-  assert.deepEqual(byId(await kubelet.listImages()), byId(await direct.listImages()));
-  assert.deepEqual(await kubelet.imageStatus(image), await direct.imageStatus(image));
-  assert.deepEqual(await kubelet.imageStatus('127.0.0.1:1/none:v1'), undefined);
+  assert.deepEqual(byId(await kubelet!.listImages()), byId(await direct.listImages()));
+  assert.deepEqual(await kubelet!.imageStatus(image), await direct.imageStatus(image));
+  assert.deepEqual(await kubelet!.imageStatus('127.0.0.1:1/none:v1'), undefined);
   // Each answer is stamped with the time containerd took its figures: compare the figures.
   const figures = (info: cri.ImageFsInfoResponse) =>
     info.imageFilesystems.map(({ timestamp: _, ...rest }) => rest);
-  assert.deepEqual(figures(await kubelet.imageFsInfo()), figures(await direct.imageFsInfo()));
+  assert.deepEqual(figures(await kubelet!.imageFsInfo()), figures(await direct.imageFsInfo()));
   const publicImage = refs['public/app']!;
-  await kubelet.pullImage(publicImage);
+  await kubelet!.pullImage(publicImage);
   assert.ok(await node.imageLinks('public/app'), 'a public image still streams');
-  await kubelet.removeImage(publicImage);
+  await kubelet!.removeImage(publicImage);
   assert.equal(await direct.imageStatus(publicImage), undefined, 'removed through the keychain');
 
   const logs = await stack.logs();
@@ -148,11 +144,9 @@ test('gcfsd killed while a private image streams: after the restart new containe
     keychain: true,
     downloader: false,
   });
-  const { cri: direct, stack, refs } = node;
-  const kubelet = new CriClient(node.keychainSocket!, { deadlineMs: 10_000 });
-  t.after(() => kubelet.close());
+  const { cri: direct, keychain: kubelet, stack, refs } = node;
   const image = refs['private/app']!;
-  await kubelet.pullImage(image, 120_000, ALICE);
+  await kubelet!.pullImage(image, 120_000, ALICE);
   const pod = await direct.runPodSandbox({ name: 'crash', logDirectory: node.logDirectory });
   assert.deepEqual((await node.run(pod, 'before', image, 'cat /app/message')).lines, ['private hello']);
   // Root's alone, beside the images-in-use DB.
@@ -169,14 +163,7 @@ test('gcfsd killed while a private image streams: after the restart new containe
   );
   assert.deepEqual((await node.run(next, 'after', image, 'cat /app/message')).lines, ['private hello']);
   await stack.startDownloader();
-  await eventually(
-    'the restored layers to be downloaded',
-    async () => {
-      const links = await node.imageLinks('private/app');
-      return links?.links.every((link) => link.startsWith(stack.cacheDir)) ? true : undefined;
-    },
-    120_000,
-  );
+  await node.untilDownloaded('private/app');
   const logs = (await stack.logs()).gcfsd;
   assert.match(logs, /Restored image authorized with cfsd/);
   assert.equal(logs.match(/Received UpdateCreds request/g)?.length, 1, 'no second pull');
@@ -184,7 +171,7 @@ test('gcfsd killed while a private image streams: after the restart new containe
 
   await node.containerd.stop();
   const started = Date.now();
-  const down = await criFailure(kubelet.listImages());
+  const down = await criFailure(kubelet!.listImages());
   assert.equal(down.code, UNAVAILABLE, `UNAVAILABLE, not ${String(down.code)}: ${down.details}`);
   assert.ok(Date.now() - started < 5_000, 'within the deadline');
 });

@@ -1,5 +1,5 @@
 // Issue 11's noisy neighbour: while a hostile client hammers every daemon of the node (cfsd,
-// the downloader, gcfsd's admin and snapshotter sockets) with failing, malformed and
+// the downloader, gcfsd's admin, snapshotter and keychain sockets) with failing, malformed and
 // oversized requests and garbage connections, a reader in a child process reads every file
 // of a streamed layer through the FUSE mount: every read completes with the right bytes.
 

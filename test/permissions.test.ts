@@ -9,9 +9,9 @@ import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { formatMode } from '@gcfs/core';
 import type { ImageSpec } from '@gcfs/image-builder';
-import { asNobody, CriClient, connectAsNobody, makeTempDir, NOBODY, type NobodyProbe } from '@gcfs/testkit';
+import { asNobody, connectAsNobody, makeTempDir, NOBODY, type NobodyProbe } from '@gcfs/testkit';
 import { busyboxEntries } from './cri-images.js';
-import { eventually, streamingNode } from './streaming-stack.js';
+import { streamingNode } from './streaming-stack.js';
 
 /** One layer with a world-readable file and a root-only one; the image runs as nobody. */
 const NOBODY_IMAGE: ImageSpec = {
@@ -68,9 +68,7 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
   const { cri, stack, refs } = node;
   const image = refs['test/nobody']!;
   // Through the keychain, with a pull secret (the open registry does not ask for it).
-  const kubelet = new CriClient(node.keychainSocket!);
-  t.after(() => kubelet.close());
-  await kubelet.pullImage(image, 60_000, { username: 'nobody-test', password: 'perms-Secret-1' });
+  await node.keychain!.pullImage(image, 60_000, { username: 'nobody-test', password: 'perms-Secret-1' });
   const pod = await cri.runPodSandbox({ name: 'nobody', logDirectory: node.logDirectory });
   assert.deepEqual((await node.run(pod, 'streamed', image, SCRIPT)).lines, EXPECTED);
 
@@ -90,14 +88,7 @@ test('nobody reads no image content on a node (mount, layer cache, cfsd store, s
 
   // The downloader arrives: the layer lands in the cache, the image's link switches to it.
   await stack.startDownloader();
-  await eventually(
-    'the layer to be downloaded',
-    async () => {
-      const links = await node.imageLinks('test/nobody');
-      return links?.links.every((link) => link.startsWith(stack.cacheDir)) ? true : undefined;
-    },
-    120_000,
-  );
+  await node.untilDownloaded('test/nobody');
   assert.deepEqual((await node.run(pod, 'downloaded', image, SCRIPT)).lines, EXPECTED);
   await assertDenied('read a downloaded file through the mount', asNobody('head', '-c4', streamedFile));
   await assertDenied(

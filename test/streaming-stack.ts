@@ -49,10 +49,12 @@ export async function streamingNode(
   let stack: Awaited<ReturnType<typeof startGcfsStack>> | undefined;
   let containerd: Awaited<ReturnType<typeof startContainerd>> | undefined;
   let client: CriClient | undefined;
+  let keychainClient: CriClient | undefined;
   // One hook, registered at once, in this order: containers and their overlay mounts go
   // before gcfsd's FUSE mount.
   t.after(async () => {
     client?.close();
+    keychainClient?.close();
     await containerd?.stop();
     await stack?.stop();
     await registry.stop();
@@ -67,22 +69,12 @@ export async function streamingNode(
   // containerd's socket is known once it runs: gcfsd is given a link to it, made then.
   links = keychain ? await makeTempDir('gcfs-keychain-') : undefined;
   const containerdLink = links && join(links.path, 'containerd.sock');
-  // Beside the stack's other sockets when it has a dir of its own.
-  const keychainSocket = links && join(stackOptions.dir ?? links.path, 'run', 'keychain.sock');
   stack = await startGcfsStack({
     insecureRegistry: '127.0.0.1',
     ...stackOptions,
-    gcfsdFlags: [
-      ...(stackOptions.gcfsdFlags ?? []),
-      ...(keychain
-        ? [
-            '--enable_pull_secret_keychain',
-            `--keychain_uds_path=${keychainSocket}`,
-            `--containerd_address=${containerdLink}`,
-          ]
-        : []),
-    ],
+    ...(containerdLink && { keychain: { containerdAddress: containerdLink } }),
   });
+  const keychainSocket = keychain ? stack.keychainSocket : undefined;
   containerd = await startContainerd({
     registryHost: registry.host,
     sandboxImage,
@@ -93,6 +85,7 @@ export async function streamingNode(
   });
   if (containerdLink !== undefined) await symlink(containerd.address, containerdLink);
   client = new CriClient(containerd.address);
+  if (keychainSocket !== undefined) keychainClient = new CriClient(keychainSocket);
   const logs = await tempDirFor(t, 'gcfs-e2e-logs-');
   const cri = client;
   const node = containerd;
@@ -105,6 +98,8 @@ export async function streamingNode(
     refs,
     /** With `keychain`: gcfsd's keychain socket, kubelet's --image-service-endpoint. */
     keychainSocket,
+    /** With `keychain`: a CRI client on that socket, for image calls as kubelet makes them. */
+    keychain: keychainClient,
     logDirectory: logs.path,
     /**
      * Run a container from `image` in `pod` to its end; its log lines. CreateContainer is
@@ -137,6 +132,17 @@ export async function streamingNode(
         ...args,
       ]);
       return stdout;
+    },
+    /** Wait until every layer of `repository`'s image links into the layer cache; its links. */
+    untilDownloaded(repository: string, timeoutMs = 120_000) {
+      return eventually(
+        `the layers of ${repository} to be downloaded`,
+        async () => {
+          const links = await this.imageLinks(repository);
+          return links?.links.every((link) => link.startsWith(stack!.cacheDir)) ? links : undefined;
+        },
+        timeoutMs,
+      );
     },
     /** images/<dir> of gcfsd's mount for `repository` (registered by digest) and its links. */
     async imageLinks(repository: string): Promise<{ dir: string; links: string[] } | undefined> {

@@ -95,14 +95,7 @@ test('CRI pull streams the image: containers start before any layer is downloade
 
   // The downloader arrives: every layer lands in the cache and the links switch.
   await stack.startDownloader();
-  const after = await eventually(
-    'the layers to be downloaded',
-    async () => {
-      const links = await node.imageLinks('test/app');
-      return links?.links.every((link) => link.startsWith(stack.cacheDir)) ? links : undefined;
-    },
-    120_000,
-  );
+  const after = await node.untilDownloaded('test/app');
   const second = await node.run(pod, 'second', image, APP_SCRIPT);
   assert.deepEqual(second.lines, APP_OUTPUT);
   assert.equal(await stack.metric('gcfsd_backend_fetched_bytes_total'), streamed, 'nothing more from cfsd');

@@ -51,19 +51,14 @@ export async function run({ quick }) {
     // containerd's own snapshotter: the proxy sits in front of CRI's image service only.
     const containerd = await startContainerd({ registryHost: registry.host, sandboxImage: image });
     cleanups.after(() => containerd.stop());
-    const socket = join(work.path, 'keychain.sock');
     const stack = await startGcfsStack({
       insecureRegistry: '127.0.0.1',
       downloader: false,
-      gcfsdFlags: [
-        '--enable_pull_secret_keychain',
-        `--keychain_uds_path=${socket}`,
-        `--containerd_address=${containerd.address}`,
-      ],
+      keychain: { containerdAddress: containerd.address },
     });
     cleanups.after(() => stack.stop());
     const direct = new CriClient(containerd.address);
-    const proxied = new CriClient(socket);
+    const proxied = new CriClient(stack.keychainSocket);
     cleanups.after(() => {
       direct.close();
       proxied.close();

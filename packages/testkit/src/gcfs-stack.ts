@@ -37,6 +37,11 @@ export interface GcfsStackOptions {
   cfsdNetwork?: { wrap: ShapedNetwork['wrap']; address: string };
   /** host:port of a cfsd that runs already (a regional service outliving nodes): none is started. */
   cfsdAddress?: string;
+  /**
+   * gcfsd's pull-secret keychain on `keychainSocket`, proxying CRI's image service to this
+   * containerd socket (which need not exist yet).
+   */
+  keychain?: { containerdAddress: string };
 }
 
 export interface CfsdProcessOptions {
@@ -72,6 +77,8 @@ export interface RunningGcfsStack {
   readonly snapshotterSocket: string;
   /** gcfsd's admin API (gcfs.gcfsd.v1.Admin). */
   readonly adminSocket: string;
+  /** gcfsd's keychain (UpdateCreds and CRI's image service), with the `keychain` option. */
+  readonly keychainSocket: string;
   readonly downloaderSocket: string;
   readonly snapshotterRoot: string;
   readonly cacheDir: string;
@@ -106,6 +113,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
   const cacheDir = join(snapshotterRoot, 'layers');
   const snapshotterSocket = join(run, 'snapshotter.sock');
   const downloaderSocket = join(run, 'downloader.sock');
+  const keychainSocket = join(run, 'keychain.sock');
   const cfsdPort = await freePort();
   const metricsPort = await freePort();
   // A port free on the host is free in a fresh namespace too.
@@ -160,6 +168,13 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
         ...(options.minStreamedImageMb === 'default'
           ? []
           : [`--min_streamed_image_size_mb=${options.minStreamedImageMb ?? 0}`]),
+        ...(options.keychain === undefined
+          ? []
+          : [
+              '--enable_pull_secret_keychain',
+              `--keychain_uds_path=${keychainSocket}`,
+              `--containerd_address=${options.keychain.containerdAddress}`,
+            ]),
         ...(options.gcfsdFlags ?? []),
       ],
       ready: { logLine: /GCFSD: serving/ },
@@ -181,6 +196,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
     snapshotterSocket,
     // gcfsd keeps it beside the mount point.
     adminSocket: join(run, 'admin.sock'),
+    keychainSocket,
     downloaderSocket,
     snapshotterRoot,
     cacheDir,

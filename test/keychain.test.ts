@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { ErrorCode, type GcfsError, isGcfsError } from '@gcfs/core';
 import { AdminClient } from '@gcfs/gcfsd';
 import type { ImageSpec } from '@gcfs/image-builder';
@@ -47,6 +47,10 @@ const IMAGES = {
   'public/app': appImage('public hello'),
 };
 
+/** The node: the private registry, gcfsd with its keychain, no downloader (layers stay streamed). */
+const privateNode = (t: TestContext) =>
+  streamingNode(t, IMAGES, { registry: PRIVATE_REGISTRY, keychain: true, downloader: false });
+
 /** The CRI status of a failed call, as kubelet sees it. */
 async function criFailure(call: Promise<unknown>): Promise<{ code: unknown; details: string }> {
   const err = await call.then(
@@ -57,11 +61,7 @@ async function criFailure(call: Promise<unknown>): Promise<{ code: unknown; deta
 }
 
 test('a private image pulled through the keychain socket with the pod secret streams; without it or with a wrong one containerd fails as it does alone; the secret reaches no log, metric or error', async (t) => {
-  const node = await streamingNode(t, IMAGES, {
-    registry: PRIVATE_REGISTRY,
-    keychain: true,
-    downloader: false,
-  });
+  const node = await privateNode(t);
   const { cri: direct, keychain: kubelet, stack, refs } = node;
   const admin = new AdminClient(stack.adminSocket);
   t.after(() => admin.close());
@@ -139,11 +139,7 @@ test('a private image pulled through the keychain socket with the pod secret str
 });
 
 test('gcfsd killed while a private image streams: after the restart new containers start from it and its layers download, without a new pull; containerd down, the keychain answers UNAVAILABLE at once', async (t) => {
-  const node = await streamingNode(t, IMAGES, {
-    registry: PRIVATE_REGISTRY,
-    keychain: true,
-    downloader: false,
-  });
+  const node = await privateNode(t);
   const { cri: direct, keychain: kubelet, stack, refs } = node;
   const image = refs['private/app']!;
   await kubelet!.pullImage(image, 120_000, ALICE);

@@ -1,5 +1,5 @@
 import {
-  checkCredentialLengths,
+  checkImageRequest,
   checkLength,
   type Descriptor,
   type Digest,
@@ -121,12 +121,10 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
     req: pb.AuthImageRequest,
     call: ServerUnaryCall<pb.AuthImageRequest, pb.AuthImageResponse>,
   ) {
-    if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
     // Bounded before anything parses them (or redacts them into an error).
-    checkLength('image', req.image, Limits.reference);
+    checkImageRequest(req.image, 'credentials', req.credentials);
     checkLength('platform', req.platform, Limits.platform);
     const creds = req.credentials;
-    checkCredentialLengths('credentials', creds);
     registerSecret(creds?.password);
     registerSecret(creds?.identityToken);
     let access: Awaited<ReturnType<RegistryAccess['resolve']>>;

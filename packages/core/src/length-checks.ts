@@ -38,3 +38,18 @@ export function checkCredentialLengths(what: string, credential: CredentialField
     checkLength(`${what}.${field}`, credential?.[field] ?? '', Limits.credential, { secret: true });
   }
 }
+
+/**
+ * The image a request names, refused when missing or over-long, and its credentials, refused
+ * when over-long (see checkCredentialLengths); call before anything parses or registers them.
+ */
+export function checkImageRequest(
+  image: string,
+  credentialField: string,
+  credential: CredentialFields | undefined,
+): string {
+  if (!image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
+  checkLength('image', image, Limits.reference);
+  checkCredentialLengths(credentialField, credential);
+  return image;
+}

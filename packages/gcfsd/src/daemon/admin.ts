@@ -3,7 +3,7 @@
 
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { checkCredentialLengths, checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
+import { checkImageRequest, checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
 import { gcfsdAdmin as pb } from '@gcfs/proto';
 import { bindGrpcUnixSocket, createUnixSocketServer, fromServiceError, stopGrpc, unary } from '@gcfs/serving';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
@@ -49,9 +49,7 @@ export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ s
   const server = createUnixSocketServer();
   const service: pb.AdminServer = {
     registerImage: unary(async (req: pb.RegisterImageRequest) => {
-      if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
-      checkLength('image', req.image, Limits.reference);
-      checkCredentialLengths('credential', req.credential);
+      checkImageRequest(req.image, 'credential', req.credential);
       // An explicit registration answers once every layer is indexed, as it always has.
       return toWire(
         await api.register(req.image, {

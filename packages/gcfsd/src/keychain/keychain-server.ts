@@ -4,7 +4,7 @@
 // auth is recorded the same way. It serves as soon as gcfsd does, whether containerd is up yet
 // or not: calls made meanwhile fail with UNAVAILABLE, as they would on containerd's socket.
 
-import { checkCredentialLengths, checkLength, ErrorCode, GcfsError, Limits, type Logger } from '@gcfs/core';
+import { checkImageRequest, type Logger } from '@gcfs/core';
 import { type cri, gcfsdKeychain as pb } from '@gcfs/proto';
 import type { Credential } from '@gcfs/registry';
 import { bindGrpcUnixSocket, createUnixSocketServer, stopGrpc, unary } from '@gcfs/serving';
@@ -35,9 +35,7 @@ export async function serveKeychain(o: KeychainServerOptions): Promise<RunningKe
   const server = createUnixSocketServer();
   const keychain: pb.KeychainServer = {
     updateCreds: unary(async (req: pb.UpdateCredsRequest) => {
-      if (!req.image) throw new GcfsError(ErrorCode.InvalidArgument, 'image is required');
-      checkLength('image', req.image, Limits.reference);
-      checkCredentialLengths('credentials', req.credentials);
+      checkImageRequest(req.image, 'credentials', req.credentials);
       received(req.image);
       const credential: Credential = {
         username: req.credentials?.username,

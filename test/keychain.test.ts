@@ -96,6 +96,8 @@ test('a private image pulled through the keychain socket with the pod secret str
     assert.equal(content.includes(layer.digest), false, 'no layer blob in containerd');
   }
   assert.match((await stack.logs()).gcfsd, new RegExp(`Received UpdateCreds request for image ${image}`));
+  // The pull with a wrong secret recorded it too (then put back what was there), this one stays.
+  assert.equal(await stack.metric('gcfsd_keychain_updates_total', 'source="pull_image"'), 2);
   const pod = await direct.runPodSandbox({ name: 'private', logDirectory: node.logDirectory });
   const run = await node.run(pod, 'app', image, 'cat /app/message');
   assert.deepEqual([run.exitCode, run.lines], [0, ['private hello']]);

@@ -134,6 +134,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
         containerdAddress: config.containerd_address,
         credentials: keychain,
         logger,
+        onRecorded: (source) => metrics.keychainUpdates.inc({ source }),
       });
       cleanups.push(() => server.stop());
     }

@@ -54,6 +54,7 @@ export class DaemonMetrics {
   readonly imagesInUse: Gauge;
   readonly streamingFallbacks: Counter<'reason'>;
   readonly remoteSnapshots: Counter;
+  readonly keychainUpdates: Counter<'source'>;
 
   constructor(labels: ClientLabels) {
     const registers = [this.registry];
@@ -173,6 +174,12 @@ export class DaemonMetrics {
     this.remoteSnapshots = new Counter({
       name: 'gcfsd_remote_snapshots_total',
       help: 'Layers committed as remote snapshots (containerd did not pull them)',
+      registers,
+    });
+    this.keychainUpdates = new Counter({
+      name: 'gcfsd_keychain_updates_total',
+      help: 'Credentials the keychain recorded, by source (pull_image: a CRI PullImage with auth, update_creds)',
+      labelNames: ['source'],
       registers,
     });
   }

@@ -17,6 +17,8 @@ export interface KeychainServerOptions {
   containerdAddress: string;
   credentials: RecordedCredentials;
   logger: Logger;
+  /** Each credential recorded, by where it came from (for metrics). */
+  onRecorded?: (source: 'pull_image' | 'update_creds') => void;
 }
 
 export interface RunningKeychain {
@@ -42,8 +44,12 @@ export async function serveKeychain(o: KeychainServerOptions): Promise<RunningKe
         password: req.credentials?.password,
         identityToken: req.credentials?.identityToken,
       };
-      if (isEmpty(credential)) await o.credentials.forget(req.image);
-      else await o.credentials.record(req.image, credential);
+      if (isEmpty(credential)) {
+        await o.credentials.forget(req.image);
+      } else {
+        await o.credentials.record(req.image, credential);
+        o.onRecorded?.('update_creds');
+      }
       return {};
     }),
   };
@@ -57,7 +63,9 @@ export async function serveKeychain(o: KeychainServerOptions): Promise<RunningKe
       const credential = credentialFromCriAuth(image, request.auth);
       if (credential === undefined) return undefined;
       received(image);
-      return o.credentials.record(image, credential);
+      const undo = await o.credentials.record(image, credential);
+      o.onRecorded?.('pull_image');
+      return undo;
     },
   });
   proxy.addTo(server);

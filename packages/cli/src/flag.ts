@@ -164,3 +164,7 @@ export function formatType(flag: FlagDefinition): string {
 /** Validator for path flags: empty (not set) or absolute, since daemons must not depend on cwd. */
 export const emptyOrAbsolutePath: Validator<string> = (value) =>
   value === '' || value.startsWith('/') ? undefined : 'must be an absolute path';
+
+/** Validator for path flags that must be set: absolute. */
+export const absolutePath: Validator<string> = (value) =>
+  value.startsWith('/') ? undefined : 'must be an absolute path';

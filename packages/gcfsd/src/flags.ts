@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
+import { absolutePath, type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
 import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
 
 const FUSE = 'FUSE server';
@@ -291,7 +291,7 @@ export const GCFSD_FLAGS = defineFlags([
     default: '/run/gcfsd/keychain.sock',
     group: CREDENTIALS,
     extension: true,
-    validate: emptyOrAbsolutePath,
+    validate: absolutePath,
     description:
       "Unix domain socket of the keychain (with --enable_pull_secret_keychain): the UpdateCreds API and CRI's ImageService, proxied to --containerd_address",
   },
@@ -301,7 +301,7 @@ export const GCFSD_FLAGS = defineFlags([
     default: '/run/containerd/containerd.sock',
     group: CREDENTIALS,
     extension: true,
-    validate: emptyOrAbsolutePath,
+    validate: absolutePath,
     description: "containerd's socket, whose CRI ImageService the keychain socket proxies",
   },
   {
@@ -312,7 +312,7 @@ export const GCFSD_FLAGS = defineFlags([
     group: CREDENTIALS,
     extension: true,
     description:
-      'How long the keychain keeps the credentials of an image repository after its last pull (a later pull renews them); images streamed meanwhile keep using them until gcfsd restarts',
+      "How long the keychain keeps a repository's pull secret after its last pull (a later pull renews it); an image already streaming keeps the secret it was registered with",
   },
   {
     name: 'test_pull_secret',

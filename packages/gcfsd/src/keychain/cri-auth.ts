@@ -25,8 +25,13 @@ function decodeAuth(auth: string): Credential {
     // As containerd answers it; the value itself is never quoted.
     throw new GcfsError(ErrorCode.InvalidArgument, 'invalid decoded auth: no `:` between user and password');
   }
-  // containerd trims the NUL padding some tools leave in the password.
-  const password = decoded.slice(colon + 1).replace(/^\0+|\0+$/g, '');
+  // containerd trims the NUL padding some tools leave in the password (strings.Trim); a
+  // scan, since a regular expression for the trailing run backtracks on hostile input.
+  let start = colon + 1;
+  let end = decoded.length;
+  while (start < end && decoded[start] === '\0') start++;
+  while (end > start && decoded[end - 1] === '\0') end--;
+  const password = decoded.slice(start, end);
   registerSecret(password);
   return { username: decoded.slice(0, colon), password };
 }

@@ -17,8 +17,11 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 
-/** kubelet's own limit on CRI messages (pkg/kubelet/cri/remote: maxMsgSize). */
-const CRI_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/**
+ * kubelet's own limit on CRI messages (pkg/kubelet/cri/remote: maxMsgSize), both ways: a
+ * PullImage carries the pod's sandbox config, whose annotations alone may reach 256 KiB.
+ */
+export const CRI_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /**
  * containerd is on the same node: a connection lost (containerd restarted) is retried within a
  * second, not after grpc-js's default backoff of up to two minutes, during which every call

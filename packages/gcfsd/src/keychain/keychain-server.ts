@@ -7,9 +7,10 @@
 import { checkImageRequest, type Logger } from '@gcfs/core';
 import { type cri, gcfsdKeychain as pb } from '@gcfs/proto';
 import type { Credential } from '@gcfs/registry';
-import { bindGrpcUnixSocket, createUnixSocketServer, stopGrpc, unary } from '@gcfs/serving';
+import { bindGrpcUnixSocket, stopGrpc, unary } from '@gcfs/serving';
+import { Server } from '@grpc/grpc-js';
 import { credentialFromCriAuth } from './cri-auth.js';
-import { ImageServiceProxy } from './image-service-proxy.js';
+import { CRI_MAX_MESSAGE_BYTES, ImageServiceProxy } from './image-service-proxy.js';
 import type { RecordedCredentials } from './recorded-credentials.js';
 
 export interface KeychainServerOptions {
@@ -34,7 +35,9 @@ export async function serveKeychain(o: KeychainServerOptions): Promise<RunningKe
   /** GKE's log line; the image as the caller wrote it, never the credential. */
   const received = (image: string) => logger.info(`Received UpdateCreds request for image ${image}`);
 
-  const server = createUnixSocketServer();
+  // CRI's limit, not the smaller one of our node-local APIs: the proxy must take what
+  // containerd takes. UpdateCreds bounds its own fields.
+  const server = new Server({ 'grpc.max_receive_message_length': CRI_MAX_MESSAGE_BYTES });
   const keychain: pb.KeychainServer = {
     updateCreds: unary(async (req: pb.UpdateCredsRequest) => {
       checkImageRequest(req.image, 'credentials', req.credentials);

@@ -131,6 +131,18 @@ describe('keychain socket', () => {
     assert.equal(node.logs().includes(PASSWORD), false);
   });
 
+  it('takes what containerd takes: a pull whose pod has 300 KiB of annotations goes through', async (t) => {
+    const node = await keychainNode(t);
+    const request = cri.PullImageRequest.fromPartial({
+      image: { image: 'r.example/app:v1' },
+      sandboxConfig: {
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': 'a'.repeat(300 << 10) },
+      },
+    });
+    assert.equal((await call(node.images.pullImage.bind(node.images), request)).err, null);
+    assert.equal(node.fake!.pulls.length, 1);
+  });
+
   it("answers a failed pull with containerd's status, message and trailers, and forgets the credential that failed", async (t) => {
     const node = await keychainNode(t);
     const good = cri.PullImageRequest.fromPartial({

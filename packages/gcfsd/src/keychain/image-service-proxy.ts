@@ -84,6 +84,11 @@ export class ImageServiceProxy {
     callback: sendUnaryData<Buffer>,
   ): Promise<void> {
     const undo = isPull ? await this.#observePull(call.request) : undefined;
+    if (call.cancelled) {
+      // Gone while its secret was being recorded: containerd never sees it.
+      if (undo !== undefined) void undo();
+      return;
+    }
     const metadata = call.metadata.clone();
     // grpc-js sets its own; a forwarded one would be sent twice.
     metadata.remove('user-agent');

@@ -9,7 +9,15 @@
 // rename, fsync of the dir). Every secret is registered for redaction as soon as it is read.
 
 import { readFile } from 'node:fs/promises';
-import { describeError, ensurePrivateFile, type Logger, registerSecret, replaceDurably } from '@gcfs/core';
+import {
+  describeError,
+  ErrorCode,
+  ensurePrivateFile,
+  GcfsError,
+  type Logger,
+  registerSecret,
+  replaceDurably,
+} from '@gcfs/core';
 import { type Credential, parseReference } from '@gcfs/registry';
 
 /** The key credentials are recorded under: the image's normalized `registry/repository`. */
@@ -166,7 +174,10 @@ export class RecordedCredentials {
       await ensurePrivateFile(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+      throw new GcfsError(ErrorCode.Config, `cannot read the keychain file ${path}`, {
+        cause: err,
+        hint: "it is gcfsd's, beside --images_in_use_db_path: check that directory, or remove the file (images pulled again record their credentials)",
+      });
     }
     let stored: StoredFile | undefined;
     try {

@@ -95,7 +95,9 @@ test('a private image pulled through the keychain socket with the pod secret str
   for (const layer of manifest.layers as Array<{ digest: string }>) {
     assert.equal(content.includes(layer.digest), false, 'no layer blob in containerd');
   }
-  assert.match((await stack.logs()).gcfsd, new RegExp(`Received UpdateCreds request for image ${image}`));
+  const gcfsdLog = (await stack.logs()).gcfsd;
+  assert.match(gcfsdLog, new RegExp(`Received UpdateCreds request for image ${image}`));
+  assert.match(gcfsdLog, /msg="Registering image \S+\/private\/app@sha256:\w+" credential=keychain/);
   // The pull with a wrong secret recorded it too (then put back what was there), this one stays.
   assert.equal(await stack.metric('gcfsd_keychain_updates_total', 'source="pull_image"'), 2);
   const pod = await direct.runPodSandbox({ name: 'private', logDirectory: node.logDirectory });

@@ -154,6 +154,8 @@ test('gcfsd killed while a private image streams: after the restart new containe
   assert.equal((await stat(saved)).mode & 0o777, 0o600);
 
   await stack.restartGcfsd({ crash: true });
+  // The killed gcfsd left its socket: the new one replaced it and serves on it.
+  assert.ok((await kubelet!.listImages()).some((listed) => listed.repoTags.includes(image)));
   // A new pod, as kubelet would start: the old one's pause process may have died with the mount.
   // containerd reconnects to the restarted snapshotter after its own backoff, as kubelet retries.
   const next = await eventually('RunPodSandbox', () =>

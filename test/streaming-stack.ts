@@ -28,7 +28,7 @@ const GRPC_UNAVAILABLE = 14;
 export async function streamingNode(
   t: TestContext,
   images: Record<string, ImageSpec>,
-  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir'> &
+  options: Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir' | 'minStreamedImageMb'> &
     Pick<ContainerdOptions, 'snapshotAnnotations'> = {},
 ) {
   const registry = await startRegistry();

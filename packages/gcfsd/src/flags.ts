@@ -266,7 +266,7 @@ export const GCFSD_FLAGS = defineFlags([
     group: SNAPSHOTTER,
     extension: true,
     description:
-      'Images whose layers add up to fewer compressed MiB are pulled normally (the pause image, busybox): a full pull of them is as fast as streaming (docs/benchmarks); gcfsd reads the size from the registry's manifest before asking cfsd; the fallback reason is ERR_IMAGE_TOO_SMALL. 0 streams every image',
+      'Images whose layers add up to fewer compressed MiB are pulled normally (the pause image, busybox): a full pull of them is as fast as streaming (docs/benchmarks); gcfsd reads the size from the image manifest in the registry before asking cfsd; the fallback reason is ERR_IMAGE_TOO_SMALL. 0 streams every image',
   },
   // Credentials
   {

@@ -6,7 +6,7 @@
 // at once and authorized in the background (restore.ts). GC asks collect() for what no
 // image in use needs.
 
-import { type BackoffOptions, describeError, ErrorCode, GcfsError, type Logger } from '@gcfs/core';
+import { type BackoffOptions, describeError, ErrorCode, GcfsError, type Logger, sleep } from '@gcfs/core';
 import { parseReference } from '@gcfs/registry';
 import type { ImageSizer } from './image-size.js';
 import type { ImageRecord, ImagesInUse, LayerRecord } from './images-in-use.js';
@@ -73,6 +73,10 @@ export interface RegisterOptions {
   /** Images with fewer compressed bytes in all are refused with ERR_IMAGE_TOO_SMALL. */
   minImageBytes?: number;
 }
+
+/** How long background downloads wait for an image's pull at most: a mount's own patience. */
+const PULL_WAIT_MS = 600_000;
+const PULL_POLL_MS = 100;
 
 function formatMiB(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -327,12 +331,28 @@ export class Registrar {
     }
   }
 
+  /**
+   * Resolves once no layer of the image is on its way any more (cfsd indexing it, its early
+   * download), i.e. once its pull can finish. The quiet period of downloadsAfter only means
+   * something from then on: before, the container has not started, so no read can say it is
+   * still starting, and a download begun then would compete with its whole start.
+   */
+  async #untilPulled(record: ImageRecord, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + PULL_WAIT_MS;
+    while (this.#pulling(record) && Date.now() < deadline) await sleep(PULL_POLL_MS, signal);
+  }
+
+  #pulling(record: ImageRecord): boolean {
+    return record.layers.some((_, index) => this.#images.layerAvailability(record.name, index) === 'pending');
+  }
+
   async #startDownloadsLater(
     record: ImageRecord,
     credential: PullCredential,
     layers: readonly LayerRecord[],
   ): Promise<void> {
     try {
+      if (this.#pulling(record)) await this.#untilPulled(record, this.#stop.signal);
       await this.#o.downloadsAfter?.(this.#stop.signal);
     } catch {
       return; // the daemon stops

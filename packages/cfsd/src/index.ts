@@ -1,4 +1,5 @@
 export * from './flags.js';
+export { LayerCompactor, type LayerCompactorEvents } from './layer-compactor.js';
 export * from './layer-indexer.js';
 export * from './server.js';
 export * from './session.js';

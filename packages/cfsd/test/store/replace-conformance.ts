@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { describe, type TestContext, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { LayerStore } from '../../src/store/index.js';
-import type { StoreFactory } from './conformance.js';
+import { openFresh, type StoreFactory } from './conformance.js';
 import { assertBlocks, assertLayer, randomLayer, type TestLayer, writeLayer } from './fixtures.js';
 
 async function replaceLayer(store: LayerStore, layer: TestLayer): Promise<void> {
@@ -23,11 +23,7 @@ function copyOf(blocks: Buffer[], copies: TestLayer[], what: string): number {
 
 /** What every store does when a layer is replaced (begin with replace: a recompressed copy). */
 export function replaceConformance(name: string, factory: StoreFactory): void {
-  async function openStore(t: TestContext): Promise<LayerStore> {
-    const store = await (await factory(t)).open();
-    t.after(() => store.close());
-    return store;
-  }
+  const openStore = (t: TestContext) => openFresh(factory, t);
 
   describe(`LayerStore replace: ${name}`, () => {
     test('a replace swaps the new copy in at commit; an aborted one leaves the old', async (t) => {

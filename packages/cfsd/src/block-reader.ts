@@ -6,6 +6,18 @@ import type { LayerStore } from './store/layer-store.js';
 
 /** Stay under the 4 MiB gRPC clients accept by default: fewer blocks, never none. */
 const MAX_RESPONSE_BYTES = 3 * 1024 * 1024;
+/** Raw bytes read per answer while a layer is raw, as a multiple of what the answer carries. */
+const RAW_READ_FACTOR = 4;
+
+/** The leading blocks that fit one answer (at least one). */
+function withinResponse(blocks: pb.Block[]): pb.Block[] {
+  let bytes = 0;
+  const fit = blocks.findIndex((block, i) => {
+    bytes += block.data.length;
+    return i > 0 && bytes > MAX_RESPONSE_BYTES;
+  });
+  return fit === -1 ? blocks : blocks.slice(0, fit);
+}
 
 /**
  * ReadBlocks' blocks: as stored, each with the encoding, size and crc32 its index records.
@@ -29,15 +41,23 @@ export class BlockReader {
     // layer in between shows as blocks whose stored size is not the one the index says.
     for (let attempt = 0; ; attempt++) {
       const { index } = await this.#indexes.get(digest);
-      const metas = this.#range(index.blocks, first, count);
+      const pending = index.compressionPending === true;
+      // Raw blocks shrink on the way out: read more of them, then keep what fits the answer.
+      const metas = this.#range(
+        index.blocks,
+        first,
+        count,
+        pending ? RAW_READ_FACTOR * MAX_RESPONSE_BYTES : MAX_RESPONSE_BYTES,
+      );
       const data = metas.length > 0 ? await this.#store.readBlocks(digest, first, metas.length) : [];
       if (
         data.length === metas.length &&
         data.every((bytes, i) => bytes.length === metas[i]!.compressedSize)
       ) {
-        return Promise.all(
-          data.map((bytes, i) => this.#block(first + i, bytes, metas[i]!, index.compressionPending === true)),
+        const blocks = await Promise.all(
+          data.map((bytes, i) => this.#block(first + i, bytes, metas[i]!, pending)),
         );
+        return pending ? withinResponse(blocks) : blocks;
       }
       if (attempt > 0) {
         throw new GcfsError(ErrorCode.StoreCorrupt, `blocks of layer ${digest} do not match its index`, {
@@ -48,13 +68,13 @@ export class BlockReader {
     }
   }
 
-  /** The metas of the blocks one response carries. */
-  #range(blocks: readonly BlockMeta[], first: number, count: number): BlockMeta[] {
+  /** The metas of the blocks to read for one answer: up to `budget` stored bytes, never none. */
+  #range(blocks: readonly BlockMeta[], first: number, count: number, budget: number): BlockMeta[] {
     const metas: BlockMeta[] = [];
     let bytes = 0;
     for (let i = first; i < blocks.length && metas.length < Math.min(count, this.#maxBlocks); i++) {
       bytes += blocks[i]!.compressedSize;
-      if (metas.length > 0 && bytes > MAX_RESPONSE_BYTES) break;
+      if (metas.length > 0 && bytes > budget) break;
       metas.push(blocks[i]!);
     }
     return metas;

@@ -3,10 +3,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { decodeBlock } from '@gcfs/index';
-import { containerfs as pb } from '@gcfs/proto';
-import { BlockReader } from '../src/block-reader.js';
 import { LayerCompactor } from '../src/layer-compactor.js';
-import { LayerIndexes } from '../src/layer-indexes.js';
 import { ServingActivity } from '../src/serving-activity.js';
 import { type LayerStore, MemoryStore } from '../src/store/index.js';
 import { mixedBlocks, storedIndex, storeRawLayer } from './raw-layers.js';
@@ -149,48 +146,4 @@ test('stopped mid-layer, the compactor leaves the raw copy whole; a new one find
   assert.deepEqual([...done].sort(), [digest, compacted].sort());
   for (const d of [digest, compacted])
     assert.equal((await storedIndex(store, d)).compressionPending, undefined);
-});
-
-test('ReadBlocks across a compaction: encodings, sizes and bytes always agree with the index', async () => {
-  const store = new MemoryStore({ maxBytes: 64 << 20 });
-  const blocks = mixedBlocks(5);
-  const digest = await storeRawLayer(store, blocks);
-  const indexes = new LayerIndexes(store);
-  const reader = new BlockReader(indexes, store, 64);
-  const decode = (block: pb.Block) =>
-    decodeBlock(block.index, Buffer.from(block.data), {
-      encoding: block.encoding === pb.BlockEncoding.BLOCK_ENCODING_ZSTD ? 'zstd' : 'raw',
-      compressedSize: block.data.length,
-      uncompressedSize: block.uncompressedSize,
-      crc32: block.crc32,
-    });
-  const expected = blocks.map((_, i) =>
-    i % 2 === 0 ? pb.BlockEncoding.BLOCK_ENCODING_ZSTD : pb.BlockEncoding.BLOCK_ENCODING_RAW,
-  );
-
-  // Raw in the store, compressed on the way out where that pays.
-  const before = await reader.read(digest, 0, 10);
-  assert.deepEqual(
-    before.map((b) => b.encoding),
-    expected,
-  );
-  for (const block of before) assert.deepEqual(await decode(block), blocks[block.index]);
-
-  // Compacted behind the parsed index's back (it is cached, and not told): the reader sees
-  // the stored sizes disagree, parses the index again and answers from the new copy.
-  const compactor = new LayerCompactor(store, noIndexCache, new ServingActivity(0));
-  compactor.enqueue(digest);
-  compactor.start({ scan: false });
-  await once(compactor, 'compacted');
-  await compactor.stop();
-  const after = await reader.read(digest, 0, 10);
-  assert.deepEqual(
-    after.map((b) => b.encoding),
-    expected,
-  );
-  for (const block of after) assert.deepEqual(await decode(block), blocks[block.index]);
-  assert.deepEqual(
-    after.map((b) => b.data.length),
-    (await storedIndex(store, digest)).blocks.map((b) => b.compressedSize),
-  );
 });

@@ -13,7 +13,8 @@ import type { LayerStore } from './store/layer-store.js';
 
 export interface LayerCompactorEvents {
   compacted: [{ digest: Digest; seconds: number; bytesBefore: number; bytesAfter: number }];
-  failed: [{ digest: Digest; reason: string }];
+  /** `digest` is absent when the store could not be listed at start. */
+  failed: [{ digest?: Digest; reason: string }];
 }
 
 export interface LayerCompactorOptions {
@@ -70,7 +71,9 @@ export class LayerCompactor extends EventEmitter<LayerCompactorEvents> {
 
   /** Start working; `scan` first queues the stored layers still raw (after a restart). */
   start({ scan }: { scan: boolean }): void {
-    this.#loop ??= (scan ? this.#scan() : Promise.resolve()).then(() => this.#run());
+    this.#loop ??= (scan ? this.#scan() : Promise.resolve())
+      .catch((err: unknown) => this.emit('failed', { reason: `listing the store: ${describeError(err)}` }))
+      .then(() => this.#run());
   }
 
   /** Compact `digest` once cfsd is quiet, if its blocks are still raw then. */
@@ -89,7 +92,11 @@ export class LayerCompactor extends EventEmitter<LayerCompactorEvents> {
   async #scan(): Promise<void> {
     for (const digest of await this.#store.list()) {
       if (this.#stop.signal.aborted) return;
-      if ((await this.#rawIndex(digest)) !== undefined) this.enqueue(digest);
+      try {
+        if ((await this.#rawIndex(digest)) !== undefined) this.enqueue(digest);
+      } catch (err) {
+        this.emit('failed', { digest, reason: describeError(err) }); // a damaged index: served as it is
+      }
     }
   }
 

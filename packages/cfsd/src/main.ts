@@ -80,7 +80,7 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     cfsd.compactor.on('failed', (e) =>
       logger.warn('Layer compaction failed; its raw copy is still served', {
-        layer: e.digest,
+        layer: e.digest ?? 'none',
         reason: e.reason,
       }),
     );

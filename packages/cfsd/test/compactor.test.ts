@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { digestOf } from '@gcfs/core';
 import { decodeBlock } from '@gcfs/index';
 import { LayerCompactor } from '../src/layer-compactor.js';
 import { ServingActivity } from '../src/serving-activity.js';
@@ -136,14 +137,22 @@ test('stopped mid-layer, the compactor leaves the raw copy whole; a new one find
   assert.equal(await store.get(digest), rawCopy);
   assert.equal((await storedIndex(store, digest)).compressionPending, true);
 
-  // After a restart: every stored layer still raw is found and compacted.
+  // After a restart: every stored layer still raw is found and compacted; a damaged index
+  // is reported and does not stop the others.
+  const damaged = digestOf('a layer whose index is damaged');
+  await (await store.begin(damaged)).commit(Buffer.from('not an index'));
   const again = new LayerCompactor(store, noIndexCache, new ServingActivity(0));
   const done = new Set<string>();
+  const failed: unknown[] = [];
   again.on('compacted', ({ digest }) => done.add(digest));
+  again.on('failed', ({ digest, reason }) =>
+    failed.push([digest, /ERR_CORRUPT_INDEX|layer index/.test(reason)]),
+  );
   again.start({ scan: true });
   while (done.size < 2) await once(again, 'compacted');
   await again.stop();
   assert.deepEqual([...done].sort(), [digest, compacted].sort());
+  assert.deepEqual(failed, [[damaged, true]]);
   for (const d of [digest, compacted])
     assert.equal((await storedIndex(store, d)).compressionPending, undefined);
 });

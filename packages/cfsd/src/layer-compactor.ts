@@ -22,6 +22,11 @@ export interface LayerCompactorOptions {
   zstdLevel?: number;
   /** Blocks read, compressed and written per step (between two looks at the activity). */
   batchBlocks?: number;
+  /**
+   * Where blocks are read from (default the store): the store below a block cache, so that
+   * reading whole layers does not evict the blocks containers read.
+   */
+  source?: LayerStore;
 }
 
 /** What the compactor needs of the parsed index cache: to drop a replaced layer's. */
@@ -40,6 +45,7 @@ const DEFAULT_BATCH = 16;
  */
 export class LayerCompactor extends EventEmitter<LayerCompactorEvents> {
   readonly #store: LayerStore;
+  readonly #source: LayerStore;
   readonly #indexes: IndexCache;
   readonly #activity: ServingActivity;
   readonly #level: number;
@@ -58,6 +64,7 @@ export class LayerCompactor extends EventEmitter<LayerCompactorEvents> {
   ) {
     super();
     this.#store = store;
+    this.#source = options.source ?? store;
     this.#indexes = indexes;
     this.#activity = activity;
     this.#level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
@@ -141,7 +148,7 @@ export class LayerCompactor extends EventEmitter<LayerCompactorEvents> {
     try {
       for (let first = 0; first < index.blocks.length; first += this.#batch) {
         await this.#activity.untilQuiet(signal);
-        const stored = await this.#store.readBlocks(digest, first, this.#batch);
+        const stored = await this.#source.readBlocks(digest, first, this.#batch);
         // Verified as they are read: a damaged block is never compressed into a "good" one.
         const encoded = await Promise.all(
           stored.map(async (data, i) =>

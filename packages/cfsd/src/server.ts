@@ -67,7 +67,7 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
   metrics.watchIndexer(indexer);
   const indexes = new LayerIndexes(store);
   const activity = new ServingActivity(options.compactionQuietMs ?? DEFAULT_COMPACTION_QUIET_MS);
-  const compactor = new LayerCompactor(store, indexes, activity);
+  const compactor = new LayerCompactor(store, indexes, activity, { source: baseStore });
   indexer.on('indexed', ({ digest }) => compactor.enqueue(digest));
   metrics.watchCompactor(compactor);
   const healthState: HealthState = { serving: true };

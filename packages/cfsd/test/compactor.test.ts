@@ -6,7 +6,7 @@ import { digestOf } from '@gcfs/core';
 import { decodeBlock } from '@gcfs/index';
 import { LayerCompactor } from '../src/layer-compactor.js';
 import { ServingActivity } from '../src/serving-activity.js';
-import { type LayerStore, MemoryStore } from '../src/store/index.js';
+import { CachedStore, type LayerStore, MemoryStore } from '../src/store/index.js';
 import { mixedBlocks, storedIndex, storeRawLayer } from './raw-layers.js';
 
 const noIndexCache = { forget() {} };
@@ -155,4 +155,23 @@ test('stopped mid-layer, the compactor leaves the raw copy whole; a new one find
   assert.deepEqual(failed, [[damaged, true]]);
   for (const d of [digest, compacted])
     assert.equal((await storedIndex(store, d)).compressionPending, undefined);
+});
+
+test('compaction reads below the block cache and leaves it to the containers', async () => {
+  const inner = new MemoryStore({ maxBytes: 64 << 20 });
+  const cached = new CachedStore(inner, { maxBytes: 64 << 20 });
+  const blocks = mixedBlocks(6);
+  const digest = await storeRawLayer(cached, blocks);
+  const hot = await cached.readBlocks(digest, 0, 2);
+  const compactor = new LayerCompactor(cached, noIndexCache, new ServingActivity(0), { source: inner });
+  compactor.enqueue(digest);
+  compactor.start({ scan: false });
+  await once(compactor, 'compacted');
+  await compactor.stop();
+  assert.deepEqual([cached.stats().misses, cached.stats().blocks], [2, 2]);
+  // The replace made the cached blocks stale: they are never served with the new index.
+  const after = await storedIndex(cached, digest);
+  const read = await cached.readBlocks(digest, 0, 2);
+  assert.notDeepEqual(read, hot);
+  for (const i of [0, 1]) assert.deepEqual(await decodeBlock(i, read[i]!, after.blocks[i]!), blocks[i]);
 });

@@ -51,8 +51,10 @@ export class FileStore implements LayerStore {
   readonly #layout: FileLayout;
   readonly #failures: Map<Digest, LayerFailure>;
   readonly #open: OpenLayers;
-  /** Replacements under way, by digest (see #replace). */
-  readonly #swaps = new Map<Digest, Promise<void>>();
+  /** Changes of a layer's directory under way (swaps, deletes), by digest: see #exclusive. */
+  readonly #changes = new Map<Digest, Promise<void>>();
+  /** Layers between the two renames of a swap (see file-swap.ts): stored, in no directory. */
+  readonly #swapping = new Set<Digest>();
   #closed = false;
 
   private constructor(layout: FileLayout, failures: Map<Digest, LayerFailure>, options: FileStoreOptions) {
@@ -147,9 +149,12 @@ export class FileStore implements LayerStore {
 
   async delete(digest: Digest): Promise<void> {
     this.#assertOpen();
-    this.#open.evict(digest);
-    await this.#layout.removeDir(this.#layout.layerDir(digest));
-    this.#open.evict(digest); // a load that raced with the removal
+    // After any swap of the digest, never between its renames: a replace brings nothing back.
+    await this.#exclusive(digest, async () => {
+      this.#open.evict(digest);
+      await this.#layout.removeDir(this.#layout.layerDir(digest));
+      this.#open.evict(digest); // a load that raced with the removal
+    });
   }
 
   async list(): Promise<Digest[]> {
@@ -162,7 +167,7 @@ export class FileStore implements LayerStore {
       }
     }
     // A layer amid a swap is briefly in no directory: it is still stored.
-    for (const digest of this.#swaps.keys()) if (!digests.includes(digest)) digests.push(digest);
+    for (const digest of this.#swapping) if (!digests.includes(digest)) digests.push(digest);
     return digests;
   }
 
@@ -189,26 +194,37 @@ export class FileStore implements LayerStore {
   /**
    * Swap in a new copy of a layer. Its readers in this process wait for the swap (they would
    * find the directory absent or, loading across it, half of each copy); readers holding the
-   * old copy open finish on it. Swaps of one digest run one after the other.
+   * old copy open finish on it.
    */
-  async #replace(digest: Digest, temp: string): Promise<void> {
-    const swap = (this.#swaps.get(digest) ?? Promise.resolve()).then(async () => {
+  #replace(digest: Digest, temp: string): Promise<void> {
+    return this.#exclusive(digest, async () => {
       await this.#open.settle(digest);
-      await swapLayerDir(this.#layout, temp, this.#layout.layerDir(digest));
+      this.#swapping.add(digest);
+      try {
+        await swapLayerDir(this.#layout, temp, this.#layout.layerDir(digest));
+      } finally {
+        this.#swapping.delete(digest);
+      }
       this.#open.evict(digest);
     });
-    const settled = swap.catch(() => {});
-    this.#swaps.set(digest, settled);
+  }
+
+  /** Run `change` of a layer's directory after the changes of it under way: swaps and deletes. */
+  async #exclusive(digest: Digest, change: () => Promise<void>): Promise<void> {
+    const run = (this.#changes.get(digest) ?? Promise.resolve()).then(change);
+    const settled = run.catch(() => {});
+    this.#changes.set(digest, settled);
     try {
-      await swap;
+      await run;
     } finally {
-      if (this.#swaps.get(digest) === settled) this.#swaps.delete(digest);
+      if (this.#changes.get(digest) === settled) this.#changes.delete(digest);
     }
   }
 
   /** Resolves with no swap of `digest` under way; the caller then uses it without awaiting. */
   async #afterSwaps(digest: Digest): Promise<void> {
-    for (let swap = this.#swaps.get(digest); swap !== undefined; swap = this.#swaps.get(digest)) await swap;
+    for (let change = this.#changes.get(digest); change !== undefined; change = this.#changes.get(digest))
+      await change;
   }
 
   async #load(digest: Digest): Promise<OpenLayer | undefined> {

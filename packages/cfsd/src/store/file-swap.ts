@@ -15,24 +15,27 @@ import { ALGORITHMS, type FileLayout, syncDir } from './file-layout.js';
 // of layers never name it.
 const ASIDE = '.replaced';
 
-/** Install the complete layer directory `temp` at `target` in place of what is there, if anything. */
+/**
+ * Install the complete layer directory `temp` at `target` in place of the copy there. With no
+ * copy there (the layer was deleted meanwhile) `temp` is dropped: a replace brings nothing back.
+ */
 export async function swapLayerDir(layout: FileLayout, temp: string, target: string): Promise<void> {
   const aside = `${target}${ASIDE}`;
-  let replaced = true;
   try {
     await rename(target, aside);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    replaced = false;
+    await rm(temp, { recursive: true, force: true });
+    return;
   }
   try {
     await rename(temp, target);
   } catch (err) {
-    if (replaced) await rename(aside, target);
+    await rename(aside, target);
     throw err;
   }
   await syncDir(join(target, '..'));
-  if (replaced) await layout.removeDir(aside);
+  await layout.removeDir(aside);
 }
 
 /** At open, before anything reads layers: finish or undo the swaps a crash interrupted. */

@@ -96,7 +96,8 @@ export class MemoryStore implements LayerStore {
   // Readers take a layer's entry in one step, so swapping the entry is atomic for them.
   #publish(entry: MemoryLayer, replace: boolean): void {
     const { digest } = entry.layer;
-    if (!replace && this.#layers.has(digest)) return; // the first commit wins; this copy is dropped
+    // Without replace the first commit wins; a replace never brings back a layer since dropped.
+    if (this.#layers.has(digest) !== replace) return;
     const bytes = layerBytes(entry);
     if (bytes > this.maxBytes) {
       throw new GcfsError(

@@ -43,11 +43,21 @@ export function replaceConformance(name: string, factory: StoreFactory): void {
       await doomed.abort();
       await assertLayer(store, fresh);
 
-      // Replacing what is not stored simply stores it.
+      // A replace never brings back a layer deleted or failed while it was written.
       const absent = randomLayer(3);
       await replaceLayer(store, absent);
-      await assertLayer(store, absent);
-      assert.deepEqual((await store.list()).sort(), [old.digest, absent.digest].sort());
+      assert.equal(await store.get(absent.digest), undefined);
+      const deleted = await store.begin(old.digest, { replace: true });
+      for (const block of old.blocks) await deleted.appendBlock(block);
+      await store.delete(old.digest);
+      await deleted.commit(old.index);
+      assert.equal(await store.get(old.digest), undefined);
+      await writeLayer(store, old);
+      const failed = await store.begin(old.digest, { replace: true });
+      await store.markFailed(old.digest, 'bad layer');
+      await failed.commit(fresh.index);
+      assert.equal(await store.get(old.digest), undefined);
+      assert.deepEqual(await store.list(), []);
     });
 
     test('reads during replaces see one whole copy, never absence; later reads the new one', async (t) => {

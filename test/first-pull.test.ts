@@ -212,3 +212,45 @@ test('two nodes asking for the same never-seen image at once: cfsd indexes each 
     assert.equal(times.length, 1, `layer ${layer.descriptor.digest} indexed ${times.length} times`);
   }
 });
+
+test('an image under --min_streamed_image_size_mb is pulled normally without asking cfsd; a bigger one streams', async (t) => {
+  const tiny: ImageSpec = {
+    config: { env: ['PATH=/bin'], cmd: ['/bin/sh'] },
+    layers: [
+      { entries: busyboxEntries() },
+      { entries: [{ type: 'file', path: 'message', mode: 0o644, content: 'tiny\n' }] },
+    ],
+  };
+  // Random bytes do not compress: over the 2 MiB cutoff as a gzip layer too. Only pulled, so
+  // no layer in common with the tiny image (whose snapshots would then exist already).
+  const big: ImageSpec = {
+    config: tiny.config,
+    layers: [
+      { entries: [{ type: 'file', path: 'blob', mode: 0o644, content: { size: 3 * MiB, seed: 'cutoff' } }] },
+    ],
+  };
+  const node = await streamingNode(t, { 'test/tiny': tiny, 'test/big': big }, { minStreamedImageMb: 2 });
+  const { cri, stack, refs } = node;
+  await cri.pullImage(refs['test/big']!);
+  assert.ok(await node.imageLinks('test/big'), 'the image over the cutoff streams');
+  const remote = await stack.metric('gcfsd_remote_snapshots_total');
+
+  // With cfsd gone, the size can only have come from the registry.
+  await stack.stopCfsd();
+  await cri.pullImage(refs['test/tiny']!);
+  const tooSmall = 'reason="ERR_IMAGE_TOO_SMALL"';
+  assert.equal(await stack.metric('gcfsd_image_streaming_fallbacks_total', tooSmall), 1);
+  assert.equal(await stack.metric('gcfsd_image_streaming_fallbacks_total'), 1, 'no other fallback');
+  assert.match((await stack.logs()).gcfsd, /test\/tiny:v1 is not streamed.*reason=ERR_IMAGE_TOO_SMALL/);
+  assert.equal(
+    await stack.metric('gcfsd_remote_snapshots_total'),
+    remote,
+    'every snapshot unpacked by containerd',
+  );
+  assert.equal(await node.imageLinks('test/tiny'), undefined, 'not streamed');
+
+  // The container runs with cfsd still away: nothing of it is streamed.
+  const pod = await cri.runPodSandbox({ name: 'tiny', logDirectory: node.logDirectory });
+  const run = await node.run(pod, 'tiny', refs['test/tiny']!, 'cat /message');
+  assert.deepEqual(run.lines, ['tiny']);
+});

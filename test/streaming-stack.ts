@@ -28,7 +28,7 @@ const execFileAsync = promisify(execFile);
 const GRPC_UNAVAILABLE = 14;
 
 export interface StreamingNodeOptions
-  extends Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir'>,
+  extends Pick<GcfsStackOptions, 'downloader' | 'gcfsdFlags' | 'dir' | 'minStreamedImageMb'>,
     Pick<ContainerdOptions, 'snapshotAnnotations'> {
   /** A registry with auth (token, users, ACL); the images are pushed as its first user. */
   registry?: RegistryOptions;

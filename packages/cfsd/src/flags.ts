@@ -108,6 +108,15 @@ export const CFSD_FLAGS = defineFlags([
     description: 'Layers fetched and indexed at the same time',
   },
   {
+    name: 'compaction_quiet_period',
+    type: 'duration',
+    default: 3000,
+    min: 0,
+    group: STORAGE,
+    description:
+      'Layers are indexed with raw blocks and compressed in the background once no container start (AuthImage, GetLayerIndex, ReadBlocks) was served for this long',
+  },
+  {
     name: 'registry_hosts_dir',
     type: 'string',
     default: '',

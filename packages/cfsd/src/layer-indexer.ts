@@ -66,7 +66,7 @@ function isPermanent(err: unknown): boolean {
 
 /**
  * Indexes each layer digest once, however many images and callers ask at the same time,
- * at most `concurrency` at a time. A layer is written to the store invisibly and committed
+ * at most `concurrency` at a time, its blocks stored raw (compacted later). A layer is written to the store invisibly and committed
  * only when the blob's digest verified and the whole tar was read; bad layers are
  * recorded as failed (never served half-indexed), transient failures are not recorded.
  */
@@ -132,7 +132,12 @@ export class LayerIndexer extends EventEmitter<LayerIndexerEvents> {
     const writer = await this.store.begin(desc.digest);
     try {
       const blob = open();
-      const options = this.options.blockSize === undefined ? {} : { blockSize: this.options.blockSize };
+      // Blocks stay raw: compression is half of indexing's CPU and a first pull waits for the
+      // index. ReadBlocks compresses on the way out until the LayerCompactor has stored them.
+      const options = {
+        rawBlocks: true,
+        ...(this.options.blockSize === undefined ? {} : { blockSize: this.options.blockSize }),
+      };
       if (desc.size >= (this.options.workerThreshold ?? DEFAULT_WORKER_THRESHOLD)) {
         // Committed only after the blob's end verified and the worker read the whole tar.
         const index = await indexLayerThreaded(

@@ -15,6 +15,8 @@ export interface ParsedLayer {
  */
 export class LayerIndexes {
   private readonly cache: LRUCache<Digest, ParsedLayer>;
+  /** Bumped by forget: a parse begun before a replace is not cached after it. */
+  private readonly generations = new Map<Digest, number>();
 
   constructor(
     private readonly store: LayerStore,
@@ -26,6 +28,7 @@ export class LayerIndexes {
   async get(digest: Digest): Promise<ParsedLayer> {
     const cached = this.cache.get(digest);
     if (cached) return cached;
+    const generation = this.generations.get(digest);
     const stored = await this.store.get(digest);
     if (!stored) {
       throw new GcfsError(ErrorCode.NotFound, `layer ${digest} is not indexed`, {
@@ -34,11 +37,13 @@ export class LayerIndexes {
     }
     const index = deserializeLayerIndex(stored.index);
     const parsed = { index, toc: new Toc(index.entries) };
-    this.cache.set(digest, parsed);
+    if (this.generations.get(digest) === generation) this.cache.set(digest, parsed);
     return parsed;
   }
 
+  /** Drop a layer's parsed index: the stored layer was replaced (compacted) or removed. */
   forget(digest: Digest): void {
     this.cache.delete(digest);
+    this.generations.set(digest, (this.generations.get(digest) ?? 0) + 1);
   }
 }

@@ -56,6 +56,7 @@ async function main(argv: readonly string[]): Promise<number> {
       blockSize: config.block_size_kb * 1024,
       maxBlocksPerRead: config.max_blocks_per_read,
       blockCacheBytes: config.block_cache_size_mb * 1024 * 1024,
+      compactionQuietMs: config.compaction_quiet_period,
       ...(config.metrics_listen ? { metricsListen: config.metrics_listen } : {}),
     });
     cfsd.indexer.on('indexed', (e) =>
@@ -68,6 +69,20 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     cfsd.indexer.on('failed', (e) =>
       logger.error('Layer indexing failed', { layer: e.digest, reason: e.reason, permanent: e.permanent }),
+    );
+    cfsd.compactor.on('compacted', (e) =>
+      logger.info('Layer compacted', {
+        layer: e.digest,
+        seconds: e.seconds.toFixed(3),
+        bytes_before: e.bytesBefore,
+        bytes_after: e.bytesAfter,
+      }),
+    );
+    cfsd.compactor.on('failed', (e) =>
+      logger.warn('Layer compaction failed; its raw copy is still served', {
+        layer: e.digest ?? 'none',
+        reason: e.reason,
+      }),
     );
     logger.info('cfsd serving', {
       version: CFSD_COMMAND.version,

@@ -1,6 +1,7 @@
 import { toServiceError } from '@gcfs/serving';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LayerCompactor } from './layer-compactor.js';
 import type { LayerIndexer } from './layer-indexer.js';
 
 /** Anything that counts block cache hits and misses (the cached store does). */
@@ -8,7 +9,7 @@ export interface CacheStats {
   stats(): { hits: number; misses: number };
 }
 
-/** cfsd's Prometheus metrics: requests, bytes served, indexing, block cache. */
+/** cfsd's Prometheus metrics: requests, bytes served, indexing, compaction, block cache. */
 export class CfsdMetrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
@@ -44,6 +45,23 @@ export class CfsdMetrics {
     name: 'cfsd_layer_index_failures_total',
     help: 'Layers that could not be indexed; permanent="true" marks the layer not streamable',
     labelNames: ['permanent'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly compacted = new Counter({
+    name: 'cfsd_layers_compacted_total',
+    help: 'Layers indexed with raw blocks whose stored copy was replaced by a compressed one',
+    registers: [this.registry],
+  });
+  private readonly compactedBytes = new Counter({
+    name: 'cfsd_compaction_bytes_total',
+    help: 'Stored block bytes of compacted layers, before (raw) and after compaction',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  private readonly compactionFailures = new Counter({
+    name: 'cfsd_layer_compaction_failures_total',
+    help: 'Compactions that failed (the layer keeps its raw copy and is still served)',
     registers: [this.registry],
   });
 
@@ -86,5 +104,22 @@ export class CfsdMetrics {
       this.indexedBytes.inc(compressedBytes);
     });
     indexer.on('failed', ({ permanent }) => this.indexFailures.inc({ permanent: String(permanent) }));
+  }
+
+  watchCompactor(compactor: LayerCompactor): void {
+    compactor.on('compacted', ({ bytesBefore, bytesAfter }) => {
+      this.compacted.inc();
+      this.compactedBytes.inc({ stage: 'before' }, bytesBefore);
+      this.compactedBytes.inc({ stage: 'after' }, bytesAfter);
+    });
+    compactor.on('failed', () => this.compactionFailures.inc());
+    new Gauge({
+      name: 'cfsd_layers_compaction_pending',
+      help: 'Layers stored with raw blocks, waiting for compaction',
+      registers: [this.registry],
+      collect() {
+        this.set(compactor.pending);
+      },
+    });
   }
 }

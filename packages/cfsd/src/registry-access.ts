@@ -1,17 +1,12 @@
 import { ErrorCode, GcfsError, isGcfsError, parsePlatformString } from '@gcfs/core';
 import {
-  type Credential,
-  RegistryClient,
-  type RegistryClientOptions,
+  clientForImage,
+  type RegistryAccessOptions,
+  type RegistryClient,
   type ResolvedImage,
-  toReference,
 } from '@gcfs/registry';
 
-export interface RegistryAccessOptions {
-  /** containerd certs.d directory with `<host>/hosts.toml` mirror configuration. */
-  hostsDir?: string;
-  insecureHosts?: string[];
-}
+export type { RegistryAccessOptions };
 
 export interface CallerCredentials {
   username?: string;
@@ -32,20 +27,11 @@ export class RegistryAccess {
     credentials: CallerCredentials,
     platform: string,
   ): Promise<{ resolved: ResolvedImage; client: RegistryClient }> {
-    const reference = toReference(image);
-    const credential: Credential = {};
-    if (credentials.username) credential.username = credentials.username;
-    if (credentials.password) credential.password = credentials.password;
-    if (credentials.identityToken) credential.identityToken = credentials.identityToken;
-    const clientOptions: RegistryClientOptions = {
-      credentials: Object.keys(credential).length > 0 ? { [reference.registry]: credential } : {},
+    const client = clientForImage(image, credentials, this.options, {
       platform: parsePlatformString(platform || 'linux/amd64'),
-    };
-    if (this.options.hostsDir) clientOptions.hostsDir = this.options.hostsDir;
-    if (this.options.insecureHosts) clientOptions.insecureHosts = this.options.insecureHosts;
-    const client = new RegistryClient(clientOptions);
+    });
     try {
-      return { resolved: await client.resolve(reference), client };
+      return { resolved: await client.resolve(image), client };
     } catch (err) {
       await client.close();
       throw err;

@@ -3,19 +3,24 @@ import { join } from 'node:path';
 import { containerfs, health } from '@gcfs/proto';
 import { bindGrpc, serveMetrics, stopGrpc } from '@gcfs/serving';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { BlockReader } from './block-reader.js';
 import { createHealthService, type HealthState } from './health.js';
 import { ImageRegistry } from './image-registry.js';
+import { LayerCompactor } from './layer-compactor.js';
 import { LayerIndexer } from './layer-indexer.js';
 import { LayerIndexes } from './layer-indexes.js';
 import { CfsdMetrics } from './metrics.js';
 import { PrefetchReports } from './prefetch.js';
 import { RegistryAccess, type RegistryAccessOptions } from './registry-access.js';
 import { createContainerFsService } from './service.js';
+import { ServingActivity } from './serving-activity.js';
 import { SessionKeys } from './session.js';
 import { CachedStore } from './store/cached-store.js';
 import { FileStore } from './store/file-store.js';
 import type { LayerStore } from './store/layer-store.js';
 import { openStore } from './store/open-store.js';
+
+export const DEFAULT_COMPACTION_QUIET_MS = 3000;
 
 export interface CfsdOptions {
   /** `host:port` (port 0 picks one) or `unix:/path`. */
@@ -33,6 +38,8 @@ export interface CfsdOptions {
   blockCacheBytes?: number;
   /** `host:port` for Prometheus `/metrics` and `/healthz`; undefined disables. */
   metricsListen?: string;
+  /** Milliseconds without AuthImage/GetLayerIndex/ReadBlocks before compaction runs (default 3 s). */
+  compactionQuietMs?: number;
 }
 
 export interface RunningCfsd {
@@ -41,6 +48,7 @@ export interface RunningCfsd {
   readonly metricsAddress: string | undefined;
   readonly metrics: CfsdMetrics;
   readonly indexer: LayerIndexer;
+  readonly compactor: LayerCompactor;
   /** Stop serving: health turns NOT_SERVING, calls in flight get `graceMs` to finish. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -57,6 +65,11 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
     ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
   });
   metrics.watchIndexer(indexer);
+  const indexes = new LayerIndexes(store);
+  const activity = new ServingActivity(options.compactionQuietMs ?? DEFAULT_COMPACTION_QUIET_MS);
+  const compactor = new LayerCompactor(store, indexes, activity, { source: baseStore });
+  indexer.on('indexed', ({ digest }) => compactor.enqueue(digest));
+  metrics.watchCompactor(compactor);
   const healthState: HealthState = { serving: true };
 
   const server = new Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
@@ -70,13 +83,14 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
       }),
       images: new ImageRegistry(),
       indexer,
-      indexes: new LayerIndexes(store),
+      indexes,
       store,
+      blocks: new BlockReader(indexes, store, options.maxBlocksPerRead ?? 64),
+      activity,
       // Beside a file store's layers, so that they survive restarts as the indexes do.
       prefetch: new PrefetchReports(
         baseStore instanceof FileStore ? join(baseStore.root, 'prefetch') : undefined,
       ),
-      maxBlocksPerRead: options.maxBlocksPerRead ?? 64,
       observe: (method, err, seconds, bytes) => metrics.observeCall(method, err, seconds, bytes),
     }),
   );
@@ -102,6 +116,8 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
   const http = options.metricsListen
     ? await serveMetrics(options.metricsListen, metrics.registry, () => healthState.serving)
     : undefined;
+  // Raw layers left by a previous run are found and compacted too.
+  compactor.start({ scan: true });
 
   let stopped: Promise<void> | undefined;
   return {
@@ -109,10 +125,12 @@ export async function startCfsd(options: CfsdOptions): Promise<RunningCfsd> {
     metricsAddress: http?.address,
     metrics,
     indexer,
+    compactor,
     stop(graceMs = 5000) {
       stopped ??= (async () => {
         healthState.serving = false;
         await stopGrpc(server, graceMs);
+        await compactor.stop();
         await http?.close();
         await store.close();
       })();

@@ -12,11 +12,13 @@ import {
 import { containerfs as pb } from '@gcfs/proto';
 import { toServiceError } from '@gcfs/serving';
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { BlockReader } from './block-reader.js';
 import type { ImageRegistry, KnownImage } from './image-registry.js';
 import type { LayerIndexer, LayerOutcome } from './layer-indexer.js';
 import type { LayerIndexes } from './layer-indexes.js';
 import type { PrefetchReports } from './prefetch.js';
 import { isUnstreamableImage, notStreamable, type RegistryAccess } from './registry-access.js';
+import type { ServingActivity } from './serving-activity.js';
 import type { SessionKeys } from './session.js';
 import type { LayerStore } from './store/layer-store.js';
 import { tocEntryToProto } from './toc-proto.js';
@@ -28,16 +30,18 @@ export interface ServiceParts {
   indexer: LayerIndexer;
   indexes: LayerIndexes;
   store: LayerStore;
+  blocks: BlockReader;
   prefetch: PrefetchReports;
-  /** Upper bound of blocks returned by one ReadBlocks call. */
-  maxBlocksPerRead: number;
+  /** Calls that mean a container is starting (compaction waits while they come). */
+  activity?: ServingActivity;
   /** Entries per GetLayerIndex chunk. */
   entriesPerChunk?: number;
   /** Called with each finished call, for metrics. */
   observe?: (method: string, err: unknown, seconds: number, servedBytes?: number) => void;
 }
 
-const MAX_RESPONSE_BYTES = 3 * 1024 * 1024;
+/** The calls of a starting container (prefetch reports and read reports come after). */
+const STARTING = new Set(['AuthImage', 'GetLayerIndex', 'ReadBlocks']);
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
@@ -51,17 +55,25 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
   ): Unary<Req, Res> {
     return (call, callback) => {
       const started = process.hrtime.bigint();
+      const done = starting(method);
       handle(call.request, call).then(
         (res) => {
+          done?.();
           parts.observe?.(method, undefined, elapsed(started), servedBytes(res));
           callback(null, res);
         },
         (err: unknown) => {
+          done?.();
           parts.observe?.(method, err, elapsed(started));
           callback(toServiceError(err));
         },
       );
     };
+  }
+
+  /** Count a call of a container start as activity; the result ends it. */
+  function starting(method: string): (() => void) | undefined {
+    return STARTING.has(method) ? parts.activity?.enter() : undefined;
   }
 
   /** The image a session token grants, and the layer it names if any (must belong to it). */
@@ -173,38 +185,14 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
   async function readBlocks(req: pb.ReadBlocksRequest) {
     const { layer } = authorize(req.sessionToken, req.layerDigest);
     if (req.count === 0) throw new GcfsError(ErrorCode.InvalidArgument, 'count must be at least 1');
-    const digest = layer!.digest;
-    const { index } = await parts.indexes.get(digest);
-    // Stay under the 4 MiB gRPC clients accept by default: fewer blocks, never none.
-    let count = 0;
-    for (
-      let bytes = 0, i = req.firstBlock;
-      i < index.blocks.length && count < Math.min(req.count, parts.maxBlocksPerRead);
-      i++
-    ) {
-      bytes += index.blocks[i]!.compressedSize;
-      if (count > 0 && bytes > MAX_RESPONSE_BYTES) break;
-      count++;
-    }
-    const data = count > 0 ? await parts.store.readBlocks(digest, req.firstBlock, count) : [];
-    const blocks = data.map((bytes, i) => {
-      const meta = index.blocks[req.firstBlock + i]!;
-      return {
-        index: req.firstBlock + i,
-        encoding:
-          meta.encoding === 'zstd'
-            ? pb.BlockEncoding.BLOCK_ENCODING_ZSTD
-            : pb.BlockEncoding.BLOCK_ENCODING_RAW,
-        data: bytes,
-        uncompressedSize: meta.uncompressedSize,
-        crc32: meta.crc32,
-      };
-    });
-    return { blocks } satisfies pb.ReadBlocksResponse;
+    return {
+      blocks: await parts.blocks.read(layer!.digest, req.firstBlock, req.count),
+    } satisfies pb.ReadBlocksResponse;
   }
 
   async function getLayerIndex(call: ServerWritableStream<pb.GetLayerIndexRequest, pb.LayerIndexChunk>) {
     const started = process.hrtime.bigint();
+    const done = starting('GetLayerIndex');
     try {
       const { layer } = authorize(call.request.sessionToken, call.request.layerDigest);
       await untilIndexed(layer!.digest, call.request.wait, call.getDeadline());
@@ -232,6 +220,8 @@ export function createContainerFsService(parts: ServiceParts): pb.ContainerFSSer
     } catch (err) {
       parts.observe?.('GetLayerIndex', err, elapsed(started));
       call.emit('error', toServiceError(err));
+    } finally {
+      done?.();
     }
   }
 

@@ -6,7 +6,7 @@ import { setPriority } from 'node:os';
 import type { Logger } from '@gcfs/core';
 import { describeError } from '@gcfs/core';
 import { describeDownloadOutcome, describeDownloadRequest, startDownloaderServer } from '@gcfs/downloader';
-import { type GcfsdConfig, layerCacheDir } from './flags.js';
+import { type GcfsdConfig, layerCacheDir, registryAccess } from './flags.js';
 
 /** Run the downloader until SIGTERM or SIGINT; the process's exit code. */
 export async function runDownloader(config: GcfsdConfig, logger: Logger): Promise<number> {
@@ -31,10 +31,7 @@ export async function runDownloader(config: GcfsdConfig, logger: Logger): Promis
       socketPath: config.downloader_uds_path,
       cacheDir,
       maxConcurrentDownloads: config.max_layer_downloads,
-      registry: {
-        ...(config.registry_hosts_dir ? { hostsDir: config.registry_hosts_dir } : {}),
-        insecureHosts: [...config.insecure_registry],
-      },
+      registry: registryAccess(config),
       ...(config.downloader_metrics_port > 0 ? { metricsListen: `:${config.downloader_metrics_port}` } : {}),
       onResponse: (request, outcome) =>
         download.info(

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { absolutePath, type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
 import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
+import type { RegistryAccessOptions } from '@gcfs/registry';
 
 const FUSE = 'FUSE server';
 const BACKEND = 'Content service backend';
@@ -265,7 +266,7 @@ export const GCFSD_FLAGS = defineFlags([
     group: SNAPSHOTTER,
     extension: true,
     description:
-      'Images whose layers add up to fewer compressed MiB are pulled normally (the pause image, busybox): a full pull of them is as fast as streaming (docs/benchmarks); the fallback reason is ERR_IMAGE_TOO_SMALL. 0 streams every image',
+      'Images whose layers add up to fewer compressed MiB are pulled normally (the pause image, busybox): a full pull of them is as fast as streaming (docs/benchmarks); gcfsd reads the size from the image manifest in the registry before asking cfsd; the fallback reason is ERR_IMAGE_TOO_SMALL. 0 streams every image',
   },
   // Credentials
   {
@@ -394,6 +395,16 @@ export type GcfsdConfig = FlagValues<typeof GCFSD_FLAGS>;
  */
 export function layerCacheDir(config: Pick<GcfsdConfig, 'layer_cache_dir' | 'snapshotter_root'>): string {
   return config.layer_cache_dir || join(config.snapshotter_root, 'layers');
+}
+
+/** How both processes reach registries: --registry_hosts_dir and --insecure_registry. */
+export function registryAccess(
+  config: Pick<GcfsdConfig, 'registry_hosts_dir' | 'insecure_registry'>,
+): RegistryAccessOptions {
+  return {
+    ...(config.registry_hosts_dir ? { hostsDir: config.registry_hosts_dir } : {}),
+    insecureHosts: [...config.insecure_registry],
+  };
 }
 
 // dist/src/flags.js → the package's own package.json

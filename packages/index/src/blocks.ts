@@ -18,7 +18,10 @@ export interface BlockMeta {
   crc32: number;
 }
 
-/** Where blocks go as they fill: a store, a network stream, memory in tests. */
+/**
+ * Where blocks go as they fill: a store, a network stream, memory in tests. The writer reuses
+ * a block's buffer once writeBlock resolved: a sink that keeps the bytes copies them.
+ */
 export interface BlockSink {
   writeBlock(
     index: number,
@@ -34,10 +37,34 @@ export interface BlockOptions {
   zstdLevel?: number;
   /** Blocks compressing at once; default 4 (libuv's thread pool size). */
   concurrency?: number;
+  /**
+   * Store every block raw: half the CPU of indexing goes to zstd, and a first pull waits for
+   * the index. The layer's index then says its compression is pending (compacted later).
+   */
+  rawBlocks?: boolean;
 }
 
 const compress = promisify(zstdCompress);
 const decompress = promisify(zstdDecompress);
+
+/** A block as stored: zstd when that is smaller, otherwise the bytes themselves. */
+export interface EncodedBlock {
+  encoding: BlockEncoding;
+  stored: Buffer;
+}
+
+/** Compress one block on zlib's thread pool; incompressible blocks (already compressed files) stay raw. */
+export async function encodeBlock(data: Buffer, level = DEFAULT_ZSTD_LEVEL): Promise<EncodedBlock> {
+  const packed = await compress(data, {
+    // Most blocks compress to under half: one trip to the thread pool per block, not one
+    // per 16 KiB, without allocating a whole block's worth of output for each.
+    chunkSize: Math.max(16 << 10, data.length >> 1),
+    params: { [constants.ZSTD_c_compressionLevel]: level },
+  });
+  return packed.length < data.length
+    ? { encoding: 'zstd', stored: packed }
+    : { encoding: 'raw', stored: data };
+}
 
 export function checkBlockSize(blockSize: number): number {
   if (!Number.isSafeInteger(blockSize) || blockSize < 4096 || blockSize > 64 << 20) {
@@ -58,11 +85,12 @@ export class BlockWriter {
   readonly #sink: BlockSink;
   readonly #level: number;
   readonly #concurrency: number;
+  readonly #raw: boolean;
   /** Delivery of each block in flight, oldest first; each waits for the one before. */
   readonly #inFlight: Promise<void>[] = [];
   #tail: Promise<void> = Promise.resolve();
   #buffer: Buffer;
-  /** Block buffers whose content went to the sink compressed: free to fill again. */
+  /** Block buffers whose content the sink has taken: free to fill again. */
   readonly #spare: Buffer[] = [];
   #filled = 0;
   /** Bytes of content written so far: the content offset of what comes next. */
@@ -72,6 +100,7 @@ export class BlockWriter {
     this.blockSize = checkBlockSize(options.blockSize ?? DEFAULT_BLOCK_SIZE);
     this.#level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
     this.#concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.#raw = options.rawBlocks ?? false;
     this.#sink = sink;
     this.#buffer = Buffer.allocUnsafe(this.blockSize);
   }
@@ -113,24 +142,19 @@ export class BlockWriter {
       crc32: crc32(data),
     };
     this.blocks.push(meta);
-    const encoded = compress(data, {
-      // Most blocks compress to under half: one trip to the thread pool per block, not one
-      // per 16 KiB, without allocating a whole block's worth of output for each.
-      chunkSize: Math.max(16 << 10, data.length >> 1),
-      params: { [constants.ZSTD_c_compressionLevel]: this.#level },
-    });
-    const delivered = Promise.all([encoded, this.#tail]).then(([packed]) => {
-      // Incompressible blocks (already compressed files) are kept raw: smaller and free to read.
-      const stored = packed.length < data.length ? packed : data;
-      // Fewer fresh 256 KiB buffers, fewer garbage collections: the sink has the compressed copy.
-      if (stored === packed && this.#spare.length < this.#concurrency) this.#spare.push(full);
-      meta.encoding = stored === packed ? 'zstd' : 'raw';
+    const encoded: Promise<EncodedBlock> = this.#raw
+      ? Promise.resolve({ encoding: 'raw', stored: data })
+      : encodeBlock(data, this.#level);
+    const delivered = Promise.all([encoded, this.#tail]).then(async ([{ encoding, stored }]) => {
+      meta.encoding = encoding;
       meta.compressedSize = stored.length;
-      return this.#sink.writeBlock(index, stored, {
+      await this.#sink.writeBlock(index, stored, {
         encoding: meta.encoding,
         uncompressedSize: meta.uncompressedSize,
         crc32: meta.crc32,
       });
+      // Fewer fresh 256 KiB buffers, fewer garbage collections: the sink is done with this one.
+      if (this.#spare.length < this.#concurrency) this.#spare.push(full);
     });
     // Handled here so that a failure seen first by finish() or abandon() is not "unhandled".
     delivered.catch(() => {});

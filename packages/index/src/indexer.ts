@@ -18,13 +18,15 @@ export interface LayerIndex {
   tarSize: number;
   /** Members in the tar (PAX and GNU extension headers not counted). */
   entryCount: number;
+  /** Every block is raw because compression was deferred (rawBlocks); compaction clears it. */
+  compressionPending?: boolean;
 }
 
 export interface IndexOptions extends BlockOptions, TarReaderOptions {}
 
 /**
  * Read an uncompressed layer tar once: the table of contents, and the content stream cut into
- * compressed blocks delivered to `sink` as they fill. Hostile or malformed input rejects with
+ * blocks (compressed unless `rawBlocks`) delivered to `sink` as they fill. Hostile or malformed input rejects with
  * ERR_BAD_LAYER / ERR_HOSTILE_TAR / ERR_UNSUPPORTED_TAR_ENTRY; a stream error (say, a
  * corrupt gzip upstream) with ERR_BAD_LAYER and the cause.
  */
@@ -51,6 +53,7 @@ export async function indexLayer(
       contentSize: blocks.position,
       tarSize: reader.bytesRead,
       entryCount,
+      ...(options.rawBlocks ? { compressionPending: true } : {}),
     };
   } catch (err) {
     await blocks.abandon();

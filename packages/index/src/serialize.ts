@@ -28,8 +28,10 @@ interface StoredEntry extends Omit<TocEntry, 'xattrs'> {
   xattrs: Record<string, string>;
 }
 
-interface StoredIndex extends Omit<LayerIndex, 'entries' | 'blocks'> {
+interface StoredIndex extends Omit<LayerIndex, 'entries' | 'blocks' | 'compressionPending'> {
   version: 1;
+  /** Present (and true) only while every block is raw awaiting compaction: older indexes lack it. */
+  compressionPending?: true;
   /** [encoding (0 raw, 1 zstd), compressedSize, uncompressedSize, crc32] */
   blocks: Array<[number, number, number, number]>;
   entries: StoredEntry[];
@@ -42,6 +44,7 @@ export function serializeLayerIndex(index: LayerIndex): Buffer {
     contentSize: index.contentSize,
     tarSize: index.tarSize,
     entryCount: index.entryCount,
+    ...(index.compressionPending ? { compressionPending: true } : {}),
     blocks: index.blocks.map((b) => [
       b.encoding === 'zstd' ? 1 : 0,
       b.compressedSize,
@@ -107,6 +110,11 @@ function validate(stored: unknown): LayerIndex {
   if (blocks.reduce((sum, b) => sum + b.uncompressedSize, 0) !== contentSize) {
     throw corrupt('blocks do not add up to the content size');
   }
+  const pending = stored.compressionPending;
+  if (pending !== undefined && pending !== true) throw corrupt('compressionPending is not true');
+  if (pending && blocks.some((b) => b.encoding !== 'raw')) {
+    throw corrupt('compression is pending yet some blocks are compressed');
+  }
   const byName = new Map<string, TocEntry>();
   let previous: string | undefined;
   const entries = storedEntries.map((raw) => {
@@ -139,6 +147,7 @@ function validate(stored: unknown): LayerIndex {
     contentSize,
     tarSize: integer(stored.tarSize, 'tarSize'),
     entryCount: integer(stored.entryCount, 'entryCount'),
+    ...(pending ? { compressionPending: true } : {}),
   };
 }
 

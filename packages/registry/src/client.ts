@@ -116,8 +116,11 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
     this.send = router.send;
   }
 
-  /** Resolve a reference to an image manifest for the client's platform, with its config. */
-  async resolve(ref: Reference | string): Promise<ResolvedImage> {
+  /**
+   * Resolve a reference to an image manifest for the client's platform, with its config
+   * unless `withConfig` is false (one request fewer when only the layers matter).
+   */
+  async resolve(ref: Reference | string, { withConfig = true } = {}): Promise<ResolvedImage> {
     const reference = toReference(ref);
     const what = formatReference(reference);
     const top = await this.getManifest(reference);
@@ -143,7 +146,7 @@ export class RegistryClient extends EventEmitter<RegistryEvents> {
       manifestBytes: manifestResponse.bytes,
     };
     if (indexDigest) resolved.indexDigest = indexDigest;
-    if (IMAGE_CONFIG_TYPES.has(manifest.config.mediaType)) {
+    if (withConfig && IMAGE_CONFIG_TYPES.has(manifest.config.mediaType)) {
       if (manifest.config.size > Limits.configBytes) {
         throw new GcfsError(
           ErrorCode.RegistryProtocol,

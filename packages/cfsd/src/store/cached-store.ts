@@ -1,6 +1,6 @@
 import type { Digest } from '@gcfs/core';
 import { LRUCache } from 'lru-cache';
-import type { LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
+import type { BeginOptions, LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
 
 const MAX_RUN = 1024;
 
@@ -23,8 +23,8 @@ export interface BlockCacheStats {
 
 /**
  * An LRU of hot blocks in front of any LayerStore; everything else passes through. Blocks are
- * keyed by a per-layer generation, bumped whenever a layer is deleted or marked failed, so a
- * stale block is never served and old entries simply age out.
+ * keyed by a per-layer generation, bumped whenever a layer is deleted, replaced or marked
+ * failed, so a stale block is never served and old entries simply age out.
  */
 export class CachedStore implements LayerStore {
   readonly inner: LayerStore;
@@ -65,7 +65,15 @@ export class CachedStore implements LayerStore {
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count <= 0) {
       return this.inner.readBlocks(digest, first, count);
     }
-    const generation = this.#generations.get(digest) ?? 0;
+    for (;;) {
+      const generation = this.#generations.get(digest) ?? 0;
+      const blocks = await this.#read(digest, generation, first, count);
+      // A replace while we read may have given us blocks of both copies: read again.
+      if ((this.#generations.get(digest) ?? 0) === generation) return blocks;
+    }
+  }
+
+  async #read(digest: Digest, generation: number, first: number, count: number): Promise<Buffer[]> {
     const key = (i: number) => `${digest}/${generation}/${i}`;
     const out: Buffer[] = [];
     const end = first + count;
@@ -83,7 +91,7 @@ export class CachedStore implements LayerStore {
       while (runEnd < end && runEnd - i < MAX_RUN && !this.#blocks.has(key(runEnd))) runEnd++;
       const read = await this.inner.readBlocks(digest, i, runEnd - i);
       this.#misses += read.length;
-      // A delete or failure while we read: return the bytes but do not cache them.
+      // A delete, replace or failure while we read: return the bytes but do not cache them.
       const current = (this.#generations.get(digest) ?? 0) === generation;
       read.forEach((block, j) => {
         if (current) this.#blocks.set(key(i + j), block);
@@ -108,8 +116,16 @@ export class CachedStore implements LayerStore {
     return this.inner.clearFailure(digest);
   }
 
-  begin(digest: Digest): Promise<LayerWriter> {
-    return this.inner.begin(digest);
+  async begin(digest: Digest, options: BeginOptions = {}): Promise<LayerWriter> {
+    const writer = await this.inner.begin(digest, options);
+    if (!options.replace) return writer;
+    return {
+      appendBlock: (data) => writer.appendBlock(data),
+      // Bumped once the new copy is in: blocks cached before (even by a read that finished
+      // during the swap) are of the old copy and never served again.
+      commit: (index) => writer.commit(index).finally(() => this.#invalidate(digest)),
+      abort: () => writer.abort(),
+    };
   }
 
   async delete(digest: Digest): Promise<void> {

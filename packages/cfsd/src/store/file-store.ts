@@ -1,5 +1,5 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { type FileHandle, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Digest,
@@ -20,17 +20,16 @@ import {
   createPrivate,
   FileLayout,
   INDEX,
-  MANIFEST,
-  makeManifest,
   mkdirPrivate,
   readChecked,
   readExactly,
   readManifest,
   TABLE,
 } from './file-layout.js';
-import type { LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
+import { recoverSwaps, swapLayerDir } from './file-swap.js';
+import { FileWriter } from './file-writer.js';
+import type { BeginOptions, LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
 import { type OpenLayer, OpenLayers } from './open-layers.js';
-import { OrderedWriter } from './ordered-writer.js';
 
 /** diagnostics_channel on which a file store reports each damaged layer it drops. */
 export const STORE_CORRUPT_CHANNEL = 'gcfs:cfsd:store:corrupt';
@@ -52,13 +51,17 @@ export interface FileStoreOptions {
  * or when a read finds them cut short. One process owns DIR at a time (DIR/lock).
  *
  * Two writers of one digest: both may write; the first commit installs the layer, the second
- * finds it present and discards its own copy.
+ * finds it present and discards its own copy, unless it was begun to replace (file-swap.ts).
  */
 export class FileStore implements LayerStore {
   readonly root: string;
   readonly #layout: FileLayout;
   readonly #failures: Map<Digest, LayerFailure>;
   readonly #open: OpenLayers;
+  /** Changes of a layer's directory under way (swaps, deletes), by digest: see #exclusive. */
+  readonly #changes = new Map<Digest, Promise<void>>();
+  /** Layers between the two renames of a swap (see file-swap.ts): stored, in no directory. */
+  readonly #swapping = new Set<Digest>();
   #closed = false;
 
   private constructor(layout: FileLayout, failures: Map<Digest, LayerFailure>, options: FileStoreOptions) {
@@ -75,6 +78,7 @@ export class FileStore implements LayerStore {
     await layout.lock();
     try {
       await layout.create();
+      await recoverSwaps(layout);
       for (const name of await readdir(layout.tmp)) {
         await rm(join(layout.tmp, name), { recursive: true, force: true });
       }
@@ -90,6 +94,7 @@ export class FileStore implements LayerStore {
   async get(digest: Digest): Promise<StoredLayer | undefined> {
     this.#assertOpen();
     if (this.#failures.has(digest)) return undefined;
+    await this.#afterSwaps(digest);
     return this.#open.use(digest, async (open) => open.layer);
   }
 
@@ -97,6 +102,7 @@ export class FileStore implements LayerStore {
     this.#assertOpen();
     if (this.#failures.has(digest)) throw layerNotFound(digest);
     let blocks: Buffer[] | undefined;
+    await this.#afterSwaps(digest);
     try {
       blocks = await this.#open.use(digest, (open) => readRange(open, first, count));
     } catch (err) {
@@ -132,13 +138,16 @@ export class FileStore implements LayerStore {
     this.#failures.delete(digest);
   }
 
-  async begin(digest: Digest): Promise<LayerWriter> {
+  async begin(digest: Digest, options: BeginOptions = {}): Promise<LayerWriter> {
     this.#assertOpen();
     const dir = this.#layout.tempPath();
     await mkdirPrivate(dir);
     try {
       const blocks = await createPrivate(join(dir, BLOCKS));
-      return new FileWriter(digest, dir, blocks, (temp) => this.#install(digest, temp));
+      const install = options.replace
+        ? (temp: string) => this.#replace(digest, temp)
+        : (temp: string) => this.#install(digest, temp);
+      return new FileWriter(digest, dir, blocks, install);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;
@@ -147,9 +156,12 @@ export class FileStore implements LayerStore {
 
   async delete(digest: Digest): Promise<void> {
     this.#assertOpen();
-    this.#open.evict(digest);
-    await this.#layout.removeDir(this.#layout.layerDir(digest));
-    this.#open.evict(digest); // a load that raced with the removal
+    // After any swap of the digest, never between its renames: a replace brings nothing back.
+    await this.#exclusive(digest, async () => {
+      this.#open.evict(digest);
+      await this.#layout.removeDir(this.#layout.layerDir(digest));
+      this.#open.evict(digest); // a load that raced with the removal
+    });
   }
 
   async list(): Promise<Digest[]> {
@@ -161,6 +173,8 @@ export class FileStore implements LayerStore {
         if (isDigest(digest) && !this.#failures.has(digest)) digests.push(digest);
       }
     }
+    // A layer amid a swap is briefly in no directory: it is still stored.
+    for (const digest of this.#swapping) if (!digests.includes(digest)) digests.push(digest);
     return digests;
   }
 
@@ -182,6 +196,42 @@ export class FileStore implements LayerStore {
       return;
     }
     await syncDir(this.#layout.layersDir(digestAlgorithm(digest)));
+  }
+
+  /**
+   * Swap in a new copy of a layer. Its readers in this process wait for the swap (they would
+   * find the directory absent or, loading across it, half of each copy); readers holding the
+   * old copy open finish on it.
+   */
+  #replace(digest: Digest, temp: string): Promise<void> {
+    return this.#exclusive(digest, async () => {
+      await this.#open.settle(digest);
+      this.#swapping.add(digest);
+      try {
+        await swapLayerDir(this.#layout, temp, this.#layout.layerDir(digest));
+      } finally {
+        this.#swapping.delete(digest);
+      }
+      this.#open.evict(digest);
+    });
+  }
+
+  /** Run `change` of a layer's directory after the changes of it under way: swaps and deletes. */
+  async #exclusive(digest: Digest, change: () => Promise<void>): Promise<void> {
+    const run = (this.#changes.get(digest) ?? Promise.resolve()).then(change);
+    const settled = run.catch(() => {});
+    this.#changes.set(digest, settled);
+    try {
+      await run;
+    } finally {
+      if (this.#changes.get(digest) === settled) this.#changes.delete(digest);
+    }
+  }
+
+  /** Resolves with no swap of `digest` under way; the caller then uses it without awaiting. */
+  async #afterSwaps(digest: Digest): Promise<void> {
+    for (let change = this.#changes.get(digest); change !== undefined; change = this.#changes.get(digest))
+      await change;
   }
 
   async #load(digest: Digest): Promise<OpenLayer | undefined> {
@@ -266,47 +316,4 @@ async function loadFailures(layout: FileLayout): Promise<Map<Digest, LayerFailur
     }
   }
   return failures;
-}
-
-class FileWriter extends OrderedWriter {
-  readonly #dir: string;
-  readonly #blocks: FileHandle;
-  readonly #install: (temp: string) => Promise<void>;
-  readonly #lengths: number[] = [];
-  #size = 0;
-
-  constructor(digest: Digest, dir: string, blocks: FileHandle, install: (temp: string) => Promise<void>) {
-    super(digest);
-    this.#dir = dir;
-    this.#blocks = blocks;
-    this.#install = install;
-  }
-
-  protected async writeBlock(data: Buffer): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.#blocks.write(data, done, data.length - done, this.#size + done);
-      done += bytesWritten;
-    }
-    this.#lengths.push(data.length);
-    this.#size += data.length;
-  }
-
-  protected async publish(index: Buffer): Promise<void> {
-    const table = Buffer.alloc(this.#lengths.length * 4);
-    for (const [i, length] of this.#lengths.entries()) table.writeUInt32LE(length, i * 4);
-    await this.#blocks.sync();
-    await this.#blocks.close();
-    await writeDurable(join(this.#dir, INDEX), index);
-    await writeDurable(join(this.#dir, TABLE), table);
-    const manifest = makeManifest(this.digest, index, table, this.#size);
-    await writeDurable(join(this.#dir, MANIFEST), JSON.stringify(manifest));
-    await syncDir(this.#dir);
-    await this.#install(this.#dir);
-  }
-
-  protected async discard(): Promise<void> {
-    await this.#blocks.close().catch(() => {});
-    await rm(this.#dir, { recursive: true, force: true });
-  }
 }

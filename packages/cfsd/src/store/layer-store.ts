@@ -42,14 +42,24 @@ export interface LayerStore {
   clearFailure(digest: Digest): Promise<void>;
   /**
    * Start writing a layer, invisible until commit. Allowed when the layer exists already:
-   * the later commit then keeps the stored copy and discards its own.
+   * the later commit then keeps the stored copy and discards its own, unless `replace`: then
+   * the commit swaps the new copy in atomically. Calls that start after that commit see only
+   * the new copy; no call ever finds the layer absent because of the swap; calls under way
+   * may finish on the old one. After a crash the store holds the old copy or the new one. A
+   * replace of a layer no longer stored (deleted, failed) discards its copy: it never brings
+   * a layer back.
    */
-  begin(digest: Digest): Promise<LayerWriter>;
+  begin(digest: Digest, options?: BeginOptions): Promise<LayerWriter>;
   /** Remove a layer; absent layers are fine. */
   delete(digest: Digest): Promise<void>;
   /** The layers `get` would return. */
   list(): Promise<Digest[]>;
   close(): Promise<void>;
+}
+
+export interface BeginOptions {
+  /** The commit replaces the stored copy (a recompressed layer) instead of deferring to it. */
+  replace?: boolean;
 }
 
 export interface LayerWriter {

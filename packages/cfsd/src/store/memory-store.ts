@@ -1,7 +1,7 @@
 import { type Digest, ErrorCode, GcfsError } from '@gcfs/core';
 import { LRUCache } from 'lru-cache';
 import { clampRange, layerNotFound, recordsFromLengths, totalLength } from './blocks.js';
-import type { LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
+import type { BeginOptions, LayerFailure, LayerStore, LayerWriter, StoredLayer } from './layer-store.js';
 import { OrderedWriter } from './ordered-writer.js';
 
 export interface MemoryStoreOptions {
@@ -76,8 +76,8 @@ export class MemoryStore implements LayerStore {
     this.#failures.delete(digest);
   }
 
-  async begin(digest: Digest): Promise<LayerWriter> {
-    return new MemoryWriter(digest, (entry) => this.#publish(entry));
+  async begin(digest: Digest, options: BeginOptions = {}): Promise<LayerWriter> {
+    return new MemoryWriter(digest, (entry) => this.#publish(entry, options.replace ?? false));
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -93,9 +93,11 @@ export class MemoryStore implements LayerStore {
     this.#failures.clear();
   }
 
-  #publish(entry: MemoryLayer): void {
+  // Readers take a layer's entry in one step, so swapping the entry is atomic for them.
+  #publish(entry: MemoryLayer, replace: boolean): void {
     const { digest } = entry.layer;
-    if (this.#layers.has(digest)) return; // the first commit wins; this copy is dropped
+    // Without replace the first commit wins; a replace never brings back a layer since dropped.
+    if (this.#layers.has(digest) !== replace) return;
     const bytes = layerBytes(entry);
     if (bytes > this.maxBytes) {
       throw new GcfsError(

@@ -59,6 +59,11 @@ export class OpenLayers {
     }
   }
 
+  /** Wait for a load of `digest` under way, if any (its result does not matter here). */
+  async settle(digest: Digest): Promise<void> {
+    await this.#lru.peek(digest)?.opened.catch(() => undefined);
+  }
+
   /** Drop the layer's entry (after a delete or damage); readers in flight finish first. */
   evict(digest: Digest): void {
     this.#lru.delete(digest);

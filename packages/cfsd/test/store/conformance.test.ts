@@ -1,6 +1,7 @@
 import { tempDirFor } from '@gcfs/testkit';
 import { CachedStore, FileStore, type LayerStore, MemoryStore } from '../../src/store/index.js';
 import { type StoreFactory, storeConformance } from './conformance.js';
+import { replaceConformance } from './replace-conformance.js';
 
 const fileStores: StoreFactory = async (t) => {
   const dir = await tempDirFor(t, 'gcfs-file-store-');
@@ -24,3 +25,7 @@ storeConformance('file', fileStores, { persistent: true });
 storeConformance('memory', memoryStores, { persistent: false });
 storeConformance('cached(file)', cached(fileStores), { persistent: true });
 storeConformance('cached(memory)', cached(memoryStores), { persistent: false });
+replaceConformance('file', fileStores);
+replaceConformance('memory', memoryStores);
+replaceConformance('cached(file)', cached(fileStores));
+replaceConformance('cached(memory)', cached(memoryStores));

@@ -23,7 +23,13 @@ export type StoreFactory = (t: TestContext) => Promise<StoreHarness>;
 const notFound = (err: unknown) => isGcfsError(err, ErrorCode.NotFound);
 const invalidArgument = (err: unknown) => isGcfsError(err, ErrorCode.InvalidArgument);
 
-/** The behaviour every LayerStore implementation must show. */
+/** A store from a fresh harness, closed when the test ends. */
+export async function openFresh(factory: StoreFactory, t: TestContext): Promise<LayerStore> {
+  const store = await (await factory(t)).open();
+  t.after(() => store.close());
+  return store;
+}
+
 /**
  * The suite every store passes. `persistent`: a store opened again sees what a closed one
  * wrote (the reopen test exists only for those, rather than being skipped for the others).
@@ -33,11 +39,7 @@ export function storeConformance(
   factory: StoreFactory,
   { persistent }: { persistent: boolean },
 ): void {
-  async function openStore(t: TestContext): Promise<LayerStore> {
-    const store = await (await factory(t)).open();
-    t.after(() => store.close());
-    return store;
-  }
+  const openStore = (t: TestContext) => openFresh(factory, t);
 
   describe(`LayerStore conformance: ${name}`, () => {
     test('layers with random block counts and sizes read back whole and in random ranges', async (t) => {

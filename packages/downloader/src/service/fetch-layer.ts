@@ -8,11 +8,10 @@ import {
   GcfsError,
   isGcfsError,
   MediaType,
-  registerSecret,
   toGcfsError,
 } from '@gcfs/core';
 import { compressionOf, decompressLayer } from '@gcfs/index';
-import { type Credential, RegistryClient, toReference } from '@gcfs/registry';
+import { clientForImage, type RegistryAccessOptions, toReference } from '@gcfs/registry';
 import type { PullSecret } from '../types.js';
 import { fsyncPath, fsyncTree } from './durable.js';
 import type { LayerCache } from './layer-cache.js';
@@ -24,11 +23,7 @@ export type Untar = (
   options: { signal: AbortSignal },
 ) => Promise<{ tarBytes: number }>;
 
-/** How the downloader reaches registries: containerd mirror config and plain-HTTP hosts. */
-export interface RegistryAccessOptions {
-  hostsDir?: string;
-  insecureHosts?: string[];
-}
+export type { RegistryAccessOptions };
 
 export interface LayerFetch {
   imageName: string;
@@ -64,7 +59,7 @@ export interface FetchedLayer {
  */
 export async function fetchLayer(layer: LayerFetch, ctx: FetchContext): Promise<FetchedLayer> {
   const untarDir = ctx.cache.untarDir(layer.digest);
-  const client = registryClient(layer, ctx.registry);
+  const client = clientForImage(layer.imageName, layer.pullSecret ?? {}, ctx.registry);
   let bytes = 0;
   try {
     await rm(untarDir, { recursive: true, force: true });
@@ -110,22 +105,6 @@ export async function fetchLayer(layer: LayerFetch, ctx: FetchContext): Promise<
   } finally {
     await client.close();
   }
-}
-
-function registryClient(layer: LayerFetch, options: RegistryAccessOptions): RegistryClient {
-  const credential: Credential = {};
-  const secret = layer.pullSecret;
-  registerSecret(secret?.password);
-  registerSecret(secret?.identityToken);
-  if (secret?.username) credential.username = secret.username;
-  if (secret?.password) credential.password = secret.password;
-  if (secret?.identityToken) credential.identityToken = secret.identityToken;
-  const registry = toReference(layer.imageName).registry;
-  return new RegistryClient({
-    credentials: Object.keys(credential).length > 0 ? { [registry]: credential } : {},
-    ...(options.hostsDir ? { hostsDir: options.hostsDir } : {}),
-    ...(options.insecureHosts ? { insecureHosts: options.insecureHosts } : {}),
-  });
 }
 
 /**

@@ -7,10 +7,11 @@ import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
 import { describeError, ensurePrivateDir, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { serveMetrics } from '@gcfs/serving';
-import { type GcfsdConfig, layerCacheDir } from '../flags.js';
+import { type GcfsdConfig, layerCacheDir, registryAccess } from '../flags.js';
 import { RecordedCredentials, type RunningKeychain, serveKeychain } from '../keychain/index.js';
 import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
+import { registryImageSizer } from './image-size.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
 import { inClusterApiServer, KubernetesEventReporter } from './k8s-events.js';
 import { listCachedLayers } from './layer-dirs.js';
@@ -181,6 +182,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       db,
       secrets,
       downloader: deps.downloader,
+      sizeImage: registryImageSizer(registryAccess(config)),
       cacheDir: cacheDir,
       // Half the content cache at most: prefetched blocks must leave room for readers'.
       prefetch: reads !== undefined && {

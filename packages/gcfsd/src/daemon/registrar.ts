@@ -6,8 +6,9 @@
 // at once and authorized in the background (restore.ts). GC asks collect() for what no
 // image in use needs.
 
-import { type BackoffOptions, ErrorCode, GcfsError, type Logger } from '@gcfs/core';
+import { type BackoffOptions, describeError, ErrorCode, GcfsError, type Logger, sleep } from '@gcfs/core';
 import { parseReference } from '@gcfs/registry';
+import type { ImageSizer } from './image-size.js';
 import type { ImageRecord, ImagesInUse, LayerRecord } from './images-in-use.js';
 import { loadIndexes } from './index-loads.js';
 import {
@@ -40,6 +41,8 @@ export interface RegistrarOptions {
   db: ImagesInUse;
   secrets: CredentialResolver;
   downloader: LayerDownloader;
+  /** Reads an image's size from its registry, so that a too small one skips cfsd altogether. */
+  sizeImage?: ImageSizer;
   cacheDir: string;
   /**
    * --enable_prefetching: each registered image's prefetch report is loaded (up to
@@ -71,8 +74,25 @@ export interface RegisterOptions {
   minImageBytes?: number;
 }
 
+/** How long background downloads wait for an image's pull at most: a mount's own patience. */
+const PULL_WAIT_MS = 600_000;
+const PULL_POLL_MS = 100;
+
 function formatMiB(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** ERR_IMAGE_TOO_SMALL for an image of `bytes` compressed, if under `minBytes`. */
+function tooSmall(name: string, bytes: number, minBytes: number): GcfsError | undefined {
+  if (bytes >= minBytes) return undefined;
+  return new GcfsError(
+    ErrorCode.ImageTooSmall,
+    `image ${name} is ${formatMiB(bytes)} compressed, under the ${formatMiB(minBytes)} streaming pays for`,
+    {
+      hint: 'a full pull of it is as fast; --min_streamed_image_size_mb sets the size',
+      details: { image: name },
+    },
+  );
 }
 
 /** The name an image is registered under: its normalized reference. */
@@ -126,6 +146,8 @@ export class Registrar {
     const resolved = options.credential === undefined ? await this.#o.secrets.forImage(name) : undefined;
     const credential = options.credential ?? resolved!.credential;
     this.#o.logger.info(`Registering image ${name}`, { credential: resolved?.origin ?? 'caller' });
+    const minBytes = options.minImageBytes ?? 0;
+    if (minBytes > 0) await this.#refuseIfTooSmall(name, credential, minBytes);
     const session = await this.#o.cfsd.authImage(name, credential, { wait: options.wait ?? false });
     if (!session.streamable) {
       session.close();
@@ -138,17 +160,14 @@ export class Registrar {
         },
       );
     }
-    const bytes = session.layers.reduce((sum, layer) => sum + layer.size, 0);
-    if (bytes < (options.minImageBytes ?? 0)) {
+    const small = tooSmall(
+      name,
+      session.layers.reduce((sum, layer) => sum + layer.size, 0),
+      minBytes,
+    );
+    if (small) {
       session.close();
-      throw new GcfsError(
-        ErrorCode.ImageTooSmall,
-        `image ${name} is ${formatMiB(bytes)} compressed, under the ${formatMiB(options.minImageBytes!)} streaming pays for`,
-        {
-          hint: 'a full pull of it is as fast; --min_streamed_image_size_mb sets the size',
-          details: { image: name },
-        },
-      );
+      throw small;
     }
     const record: ImageRecord = {
       name,
@@ -276,6 +295,23 @@ export class Registrar {
   }
 
   /** Download the image's `layers` that are neither local nor on their way (a failed one again). */
+  /** ERR_IMAGE_TOO_SMALL from the registry's manifest; cfsd decides when the registry cannot be read here. */
+  async #refuseIfTooSmall(name: string, credential: PullCredential, minBytes: number): Promise<void> {
+    if (!this.#o.sizeImage) return;
+    let bytes: number;
+    try {
+      bytes = await this.#o.sizeImage(name, credential);
+    } catch (err) {
+      this.#o.logger.debug('Could not read the image size from its registry: cfsd will tell', {
+        image: name,
+        error: describeError(err),
+      });
+      return;
+    }
+    const small = tooSmall(name, bytes, minBytes);
+    if (small) throw small;
+  }
+
   #startDownloads(
     record: ImageRecord,
     credential: PullCredential,
@@ -296,12 +332,28 @@ export class Registrar {
     }
   }
 
+  /**
+   * Resolves once no layer of the image is on its way any more (cfsd indexing it, its early
+   * download), i.e. once its pull can finish. The quiet period of downloadsAfter only means
+   * something from then on: before, the container has not started, so no read can say it is
+   * still starting, and a download begun then would compete with its whole start.
+   */
+  async #untilPulled(record: ImageRecord, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + PULL_WAIT_MS;
+    while (this.#pulling(record) && Date.now() < deadline) await sleep(PULL_POLL_MS, signal);
+  }
+
+  #pulling(record: ImageRecord): boolean {
+    return record.layers.some((_, index) => this.#images.layerAvailability(record.name, index) === 'pending');
+  }
+
   async #startDownloadsLater(
     record: ImageRecord,
     credential: PullCredential,
     layers: readonly LayerRecord[],
   ): Promise<void> {
     try {
+      if (this.#pulling(record)) await this.#untilPulled(record, this.#stop.signal);
       await this.#o.downloadsAfter?.(this.#stop.signal);
     } catch {
       return; // the daemon stops

@@ -23,9 +23,13 @@ export function cleanupList() {
   };
 }
 
-/** Push a built image to the plain-HTTP registry at `host`; its reference. */
-export async function pushBuilt(host, built, repository, tag = 'v1') {
-  const pusher = new RegistryClient({ insecureHosts: [host] });
+/** Push a built image to the plain-HTTP registry at `host` (as `user`, if given); its reference. */
+export async function pushBuilt(host, built, repository, tag = 'v1', user = undefined) {
+  const pusher = new RegistryClient({
+    // The host without its port: a token-auth registry's token server listens beside it.
+    insecureHosts: [host.replace(/:\d+$/, '')],
+    ...(user && { credentials: { [host]: { username: user.username, password: user.password } } }),
+  });
   try {
     await pushImage(pusher, built, { registry: host, repository, tag });
   } finally {
@@ -95,9 +99,11 @@ export async function coldStart(o) {
     cri.close();
     await containerd.stop();
   });
+  // kubelet's image calls may go elsewhere (gcfsd's keychain socket), with a pull secret.
+  const images = o.imageService ? await o.imageService(containerd) : cri;
   const bytesAtStart = (await o.bytes?.()) ?? 0;
   const t0 = performance.now();
-  await cri.pullImage(o.image);
+  await images.pullImage(o.image, undefined, o.auth);
   const pulledSeconds = (performance.now() - t0) / 1000;
   const pod = await cri.runPodSandbox({ name: 'cold-start', logDirectory: logs.path });
   const container = await cri.createContainer(pod, { name: 'app', image: o.image });

@@ -94,7 +94,7 @@ export class FileStore implements LayerStore {
   async get(digest: Digest): Promise<StoredLayer | undefined> {
     this.#assertOpen();
     if (this.#failures.has(digest)) return undefined;
-    await this.#afterSwaps(digest);
+    await this.#afterChanges(digest);
     return this.#open.use(digest, async (open) => open.layer);
   }
 
@@ -102,7 +102,7 @@ export class FileStore implements LayerStore {
     this.#assertOpen();
     if (this.#failures.has(digest)) throw layerNotFound(digest);
     let blocks: Buffer[] | undefined;
-    await this.#afterSwaps(digest);
+    await this.#afterChanges(digest);
     try {
       blocks = await this.#open.use(digest, (open) => readRange(open, first, count));
     } catch (err) {
@@ -228,8 +228,8 @@ export class FileStore implements LayerStore {
     }
   }
 
-  /** Resolves with no swap of `digest` under way; the caller then uses it without awaiting. */
-  async #afterSwaps(digest: Digest): Promise<void> {
+  /** Resolves with no change of `digest` (swap, delete) under way; the caller then uses it without awaiting. */
+  async #afterChanges(digest: Digest): Promise<void> {
     for (let change = this.#changes.get(digest); change !== undefined; change = this.#changes.get(digest))
       await change;
   }

@@ -63,6 +63,9 @@ export type IndexProgress = 'unknown' | 'indexing' | 'loaded' | 'failed';
  */
 export type Availability = 'servable' | 'pending' | 'unknown' | { failed: string };
 
+/** How long a `pending` layer may take to become servable: at worst as long as a full pull. */
+export const PENDING_WAIT_MS = 600_000;
+
 interface Entry {
   state: LayerState;
   index: IndexProgress;

@@ -17,7 +17,7 @@ import {
   LayerDownloads,
   type PullCredential,
 } from './layer-downloads.js';
-import type { Availability, LayerState } from './layer-state.js';
+import { type Availability, type LayerState, PENDING_WAIT_MS } from './layer-state.js';
 import { prefetchImage } from './prefetch.js';
 import type { ReadReporter } from './read-reports.js';
 import { restoreImages } from './restore.js';
@@ -74,8 +74,6 @@ export interface RegisterOptions {
   minImageBytes?: number;
 }
 
-/** How long background downloads wait for an image's pull at most: a mount's own patience. */
-const PULL_WAIT_MS = 600_000;
 const PULL_POLL_MS = 100;
 
 function formatMiB(bytes: number): string {
@@ -294,7 +292,6 @@ export class Registrar {
     this.#downloads.close();
   }
 
-  /** Download the image's `layers` that are neither local nor on their way (a failed one again). */
   /** ERR_IMAGE_TOO_SMALL from the registry's manifest; cfsd decides when the registry cannot be read here. */
   async #refuseIfTooSmall(name: string, credential: PullCredential, minBytes: number): Promise<void> {
     if (!this.#o.sizeImage) return;
@@ -312,6 +309,7 @@ export class Registrar {
     if (small) throw small;
   }
 
+  /** Download the image's `layers` that are neither local nor on their way (a failed one again). */
   #startDownloads(
     record: ImageRecord,
     credential: PullCredential,
@@ -339,7 +337,8 @@ export class Registrar {
    * still starting, and a download begun then would compete with its whole start.
    */
   async #untilPulled(record: ImageRecord, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + PULL_WAIT_MS;
+    // No longer than a mount waits for the same layers.
+    const deadline = Date.now() + PENDING_WAIT_MS;
     while (this.#pulling(record) && Date.now() < deadline) await sleep(PULL_POLL_MS, signal);
   }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ErrorCode, GcfsError, imageDirName, parseDigest, SingleFlight, sleep } from '@gcfs/core';
 import { ImageReference, parseReference } from '@gcfs/registry';
 import { layerUnavailable, type RemoteLayerRef, type RemoteLayers } from '@gcfs/snapshotter';
+import { PENDING_WAIT_MS } from './layer-state.js';
 import type { Registrar } from './registrar.js';
 import type { RegisteredImage } from './served-images.js';
 
@@ -95,7 +96,7 @@ export class StreamedLayers implements RemoteLayers {
       // known under way: the index of an image restored at start, on its way from cfsd.
       const patience =
         availability === 'pending'
-          ? (this.#o.pendingWaitMs ?? 600_000)
+          ? (this.#o.pendingWaitMs ?? PENDING_WAIT_MS)
           : (this.#o.availabilityWaitMs ?? 10_000);
       if (Date.now() - started >= patience) throw layerUnavailable(layer);
       await sleep(50);

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmod,
@@ -6,7 +5,6 @@ import {
   mkdir,
   readdir,
   readFile,
-  rename,
   rm,
   rmdir,
   unlink,
@@ -14,13 +12,11 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
-import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { readXattrs } from '@gcfs/testkit';
+import { cached, runTool, unmountUnder, walk } from './build-cache.js';
 import { type BuildResult, buildImage } from './image.js';
 import { DEFAULT_MTIME } from './spec.js';
-
-const execFileP = promisify(execFile);
 
 /** A realistic image: a debootstrap base, the packages a workload needs, its app files. */
 export interface DebianWorkload {
@@ -47,32 +43,11 @@ export interface DebianImageOptions {
 const CACHE_FORMAT = 1;
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-async function run(cmd: string, args: string[], what: string, env?: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    const { stdout } = await execFileP(cmd, args, { maxBuffer: 64 * 1024 * 1024, env: env ?? process.env });
-    return stdout;
-  } catch (err) {
-    const e = err as { code?: unknown; stderr?: string; stdout?: string };
-    if (e.code === 'ENOENT') {
-      throw new GcfsError(ErrorCode.FailedPrecondition, `${what}: ${cmd} is not installed`, {
-        cause: err,
-        hint: 'scripts/setup installs debootstrap, attr and the other tools the image builder runs',
-      });
-    }
-    const tail = `${e.stderr ?? ''}\n${e.stdout ?? ''}`.trim().split('\n').slice(-8).join(' | ');
-    throw new GcfsError(ErrorCode.Internal, `${what} failed: ${tail}`, { cause: err });
-  }
-}
-
-/** Visit every object under `dir` (lstat, parents before children). */
-async function walk(dir: string, visit: (path: string, st: import('node:fs').Stats) => Promise<void>) {
-  for (const name of await readdir(dir)) {
-    const path = join(dir, name);
-    const st = await lstat(path);
-    await visit(path, st);
-    if (st.isDirectory()) await walk(path, visit);
-  }
-}
+const run = (cmd: string, args: string[], what: string, env?: NodeJS.ProcessEnv) =>
+  runTool(cmd, args, what, {
+    env,
+    hint: 'scripts/setup installs debootstrap, attr and the other tools the image builder runs',
+  });
 
 /** Sockets cannot go into a layer (and mean nothing in an image): a debootstrap tree may hold some. */
 async function removeSockets(dir: string): Promise<void> {
@@ -138,74 +113,6 @@ async function removeAptCaches(root: string): Promise<void> {
   await regularFiles(join(root, 'var/cache/apt'), (n) => n.endsWith('.bin'));
   await regularFiles(join(root, 'var/cache/apt/archives'), (n) => n.endsWith('.deb'));
   await regularFiles(join(root, 'var/lib/apt/lists'), (n) => n !== 'lock');
-}
-
-/** Unmount everything mounted at or below `dir`, deepest first (an interrupted build may leave some). */
-async function unmountUnder(dir: string): Promise<void> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const points = info
-    .split('\n')
-    .map((line) =>
-      line
-        .split(' ')[4]
-        ?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))),
-    )
-    .filter((p): p is string => p !== undefined && (p === dir || p.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-  for (const point of points) await run('umount', ['-l', point], `unmounting ${point}`);
-}
-
-/** Remove a build tree without ever descending into a mount (a bind of /dev must not be emptied). */
-async function removeTree(dir: string): Promise<void> {
-  await unmountUnder(dir);
-  await run('rm', ['-rf', '--one-file-system', '--', dir], `removing ${dir}`);
-}
-
-/**
- * `<cacheDir>/<key>/`, built by `build` in a temporary sibling and renamed into place with a
- * `done` marker holding `build`'s JSON result: an interrupted build leaves only a temporary dir
- * (removed once its process is gone) and a finished one is reused as it is.
- */
-async function cached<T>(cacheDir: string, key: string, build: (dir: string) => Promise<T>): Promise<T> {
-  const final = join(cacheDir, key);
-  const done = async () => JSON.parse(await readFile(join(final, 'done'), 'utf8')) as T;
-  try {
-    return await done();
-  } catch {}
-  await mkdir(cacheDir, { recursive: true });
-  for (const name of await readdir(cacheDir)) {
-    const pid = Number(name.match(/^\.tmp-(.+)-(\d+)$/)?.[2]);
-    if (!name.startsWith(`.tmp-${key}-`) || !pid) continue;
-    try {
-      process.kill(pid, 0);
-    } catch {
-      await removeTree(join(cacheDir, name));
-    }
-  }
-  const tmp = join(cacheDir, `.tmp-${key}-${process.pid}`);
-  await removeTree(tmp);
-  await mkdir(tmp);
-  let result: T;
-  try {
-    result = await build(tmp);
-    await writeFile(join(tmp, 'done'), JSON.stringify(result));
-  } catch (err) {
-    await removeTree(tmp);
-    throw err;
-  }
-  const theirs = await done().catch(() => undefined); // another process finished first
-  if (theirs !== undefined) {
-    await removeTree(tmp);
-    return theirs;
-  }
-  await removeTree(final); // a directory without `done` is a leftover
-  try {
-    await rename(tmp, final);
-  } catch (err) {
-    await removeTree(tmp);
-    return done().catch(() => Promise.reject(err)); // lost the rename to a concurrent build
-  }
-  return result;
 }
 
 /** `debootstrap --variant=minbase` of one suite, shared by every workload: `<dir>/rootfs`. */

@@ -1,5 +1,7 @@
+export * from './build-cache.js';
 export * from './busybox.js';
 export * from './debian-image.js';
+export * from './debian-packages.js';
 export * from './entries.js';
 export * from './fixtures.js';
 export * from './from-directory.js';

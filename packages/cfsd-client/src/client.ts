@@ -143,6 +143,11 @@ export class CfsdClient extends EventEmitter<CfsdClientEvents> {
   }
 
   /** Close every session and the channel; calls in flight fail with CANCELLED. */
+  /** Whether cfsd can be reached now (connected, or connecting within `timeoutMs`). */
+  reachable(timeoutMs = 2_000): Promise<boolean> {
+    return this.#closed ? Promise.resolve(false) : this.#rpc.reachable(timeoutMs);
+  }
+
   close(): void {
     this.#closed = true;
     for (const session of [...this.#sessions]) session.close();

@@ -4,6 +4,7 @@
 import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { containerfs } from '@gcfs/proto';
+import { connectivityState } from '@grpc/grpc-js';
 import type { CfsdClientEvents } from './events.js';
 import { type RetryPolicy, withRetry } from './retry.js';
 import { type CallKind, isServiceError, statusName } from './status.js';
@@ -85,6 +86,24 @@ export class CfsdRpc {
     return this.#call('reportReads', signal, (deadline) =>
       unaryCall(c.reportImageReads.bind(c), request, deadline, signal),
     );
+  }
+
+  /**
+   * Whether the channel to cfsd is connected, or connects within `timeoutMs` (an idle
+   * channel is asked to connect): for readiness probes, without a call of the service.
+   */
+  async reachable(timeoutMs: number): Promise<boolean> {
+    const channel = this.#client.getChannel();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = channel.getConnectivityState(true);
+      if (state === connectivityState.READY) return true;
+      if (state === connectivityState.SHUTDOWN || Date.now() >= deadline) return false;
+      const changed = await new Promise<boolean>((resolve) =>
+        channel.watchConnectivityState(state, deadline, (err) => resolve(err === undefined)),
+      );
+      if (!changed) return false;
+    }
   }
 
   close(): void {

@@ -23,14 +23,23 @@ export function parseListen(listen: string): { host: string | undefined; port: n
 }
 
 /**
- * Serve `GET /metrics` (Prometheus text) and `GET /healthz` (200 while `healthy()`, else
- * 503) on `listen`.
+ * What keeps a process from serving its clients yet, one line each (e.g. "the mount is not
+ * up"); none when it is ready.
+ */
+export type ReadinessCheck = () => Promise<readonly string[]>;
+
+/**
+ * Serve `GET /metrics` (Prometheus text), `GET /healthz` (liveness: 200 while `healthy()`,
+ * else 503) and `GET /readyz` (readiness: 200 when `ready()` finds nothing missing, else 503
+ * with what is; without `ready`, the same as /healthz) on `listen`.
  */
 export async function serveMetrics(
   listen: string,
   source: MetricsSource,
   healthy: () => boolean = () => true,
+  ready?: ReadinessCheck,
 ): Promise<MetricsServer> {
+  const readiness: ReadinessCheck = ready ?? (async () => (healthy() ? [] : ['stopping']));
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
@@ -41,6 +50,14 @@ export async function serveMetrics(
     } else if (req.method === 'GET' && path === '/healthz') {
       const ok = healthy();
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : 'stopping\n');
+    } else if (req.method === 'GET' && path === '/readyz') {
+      readiness().then(
+        (missing) =>
+          missing.length === 0
+            ? res.writeHead(200).end('ok\n')
+            : res.writeHead(503).end(`not ready: ${missing.join('; ')}\n`),
+        (err: unknown) => res.writeHead(503).end(`not ready: ${String(err)}\n`),
+      );
     } else {
       res.writeHead(404).end('not found\n');
     }

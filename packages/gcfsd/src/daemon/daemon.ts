@@ -20,6 +20,7 @@ import { DaemonMetrics, resolveClientUid } from './metrics.js';
 import { PullSecrets } from './pull-secrets.js';
 import { ReadActivity } from './read-activity.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
+import { Readiness } from './readiness.js';
 import { Registrar } from './registrar.js';
 import type { ImageTree } from './served-images.js';
 import { SessionPool } from './sessions.js';
@@ -98,7 +99,8 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       client_uid: clientUid,
       client_version: config.client_version,
     });
-    const served = await serveMetrics(`:${config.port}`, metrics.registry);
+    const readiness = new Readiness();
+    const served = await serveMetrics(`:${config.port}`, metrics.registry, () => true, readiness.check);
     logger.info('Starting Prometheus metrics HTTP handler', { port: served.port });
     cleanups.push(() => served.close());
 
@@ -115,6 +117,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       client: { ...clientOptions.client, uid: clientUid },
     });
     cfsd.on('blockFetch', (event) => metrics.blockFetched(event));
+    readiness.setCfsd((timeoutMs) => cfsd.reachable(timeoutMs));
     cleanups.push(() => cfsd.close());
     cleanups.push(() => deps.downloader.close());
     const db: ImagesInUse = await openImagesInUse(config.images_in_use_db_path);
@@ -174,6 +177,8 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       metrics,
     });
     cleanups.push(() => tree.unmount());
+    readiness.setMounted(true);
+    cleanups.push(() => readiness.setMounted(false));
 
     const registrar = new Registrar({
       cfsd: { authImage: (image, credentials, options) => cfsd.authImage(image, credentials, options) },
@@ -226,6 +231,10 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       });
       const service = snapshots;
       cleanups.push(() => service.stop());
+      readiness.setSnapshotter('serving');
+      cleanups.push(() => readiness.setSnapshotter('down'));
+    } else {
+      readiness.setSnapshotter('off');
     }
 
     const gc = new GarbageCollector({

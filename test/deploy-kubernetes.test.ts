@@ -94,10 +94,7 @@ test('the gcfsd DaemonSet: privileged, Bidirectional mount point, GKE command li
   assert.equal(downloaderFlags.downloader, true);
   assert.equal(downloaderFlags.downloader_uds_path, gcfsdFlags.downloader_uds_path);
   assert.equal(downloaderFlags.downloader_uds_path, '/run/gcfsd/downloader.sock');
-  // Both processes agree on the layer cache (the downloader's defaults to gcfsd's flag value).
-  const cacheDir = (f: Record<string, unknown>) =>
-    (f.layer_cache_dir as string) || `${f.snapshotter_root as string}/layers`;
-  assert.equal(cacheDir(downloaderFlags), cacheDir(gcfsdFlags));
+  assert.equal(downloaderFlags.layer_cache_dir, gcfsdFlags.layer_cache_dir);
 
   // The mount point's directory reaches the host (Bidirectional); the downloader only follows.
   const mountOf = (c: typeof gcfsd, path: string) => c.volumeMounts?.find((m) => m.mountPath === path);
@@ -137,6 +134,8 @@ test('the DaemonSet mounts every host path at the same path, and every path gcfs
       assert.equal(hostPaths.get(mount.name), mount.mountPath, `${c.name}: ${mount.name}`);
     }
   }
+  // Every path a process shares with the host is on a host path, and written out in its args:
+  // a default would name the same path, but out of sight of whoever reads the volumes.
   const gcfsd = container(ds.spec!.template, 'gcfsd');
   const values = flagsOf(GCFSD_COMMAND.flags, gcfsd.args);
   const mounted = (path: string) =>
@@ -153,6 +152,11 @@ test('the DaemonSet mounts every host path at the same path, and every path gcfs
     'registry_hosts_dir',
   ]) {
     assert.ok(mounted(values[flag] as string), `--${flag}=${values[flag]} is not on a host path`);
+    assert.equal(flagValue(gcfsd, flag), values[flag], `--${flag} is not written out`);
+  }
+  const downloader = container(ds.spec!.template, 'downloader');
+  for (const flag of ['downloader_uds_path', 'layer_cache_dir', 'registry_hosts_dir']) {
+    assert.equal(flagValue(downloader, flag), values[flag], `the downloader's --${flag}`);
   }
   assert.equal(hostPaths.get('dev-fuse'), '/dev/fuse');
   assert.equal(pod.volumes?.find((v) => v.name === 'dev-fuse')?.hostPath?.type, 'CharDevice');

@@ -25,6 +25,8 @@ export interface ContainerdOptions {
   discardUnpackedLayers?: boolean;
   /** TOML appended to the generated config.toml (e.g. more plugin settings). */
   extraConfig?: string;
+  /** Files the config imports (`imports = [...]`), as a node's drop-in configuration. */
+  imports?: string[];
   readyTimeoutMs?: number;
 }
 
@@ -145,6 +147,7 @@ function containerdConfig(input: ConfigInput): string {
     ([name, socket]) => `[proxy_plugins.${q(name)}]\n  type = "snapshot"\n  address = ${q(socket)}\n`,
   );
   return `version = 2
+imports = [${(input.imports ?? []).map((file) => q(file)).join(', ')}]
 root = ${q(input.rootDir)}
 state = ${q(input.stateDir)}
 

@@ -21,6 +21,10 @@ export interface PodOptions {
   namespace?: string;
   /** Directory for the containers' CRI log files (created by containerd). */
   logDirectory: string;
+  /** A pod with a privileged container must be privileged itself (kubelet does the same). */
+  privileged?: boolean;
+  /** The pod's PID namespace: POD (default, shared by its containers) or CONTAINER (kubelet's default). */
+  pid?: cri.NamespaceMode;
 }
 
 export interface ContainerOptions {
@@ -31,6 +35,16 @@ export interface ContainerOptions {
   env?: Record<string, string>;
   /** Relative to the pod's log directory; default `<name>.log`. */
   logPath?: string;
+  /** Host paths bound into the container, with their propagation. */
+  mounts?: Array<Partial<cri.Mount>>;
+  /** Privileges and capabilities; namespaces follow the pod's (host network, its PID mode). */
+  securityContext?: Pick<Partial<cri.LinuxContainerSecurityContext>, 'privileged' | 'capabilities'>;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
 }
 
 /** What CreateContainer needs to know of its pod. */
@@ -115,7 +129,8 @@ export class CriClient {
       logDirectory: options.logDirectory,
       linux: {
         securityContext: {
-          namespaceOptions: { network: cri.NamespaceMode.NODE, pid: cri.NamespaceMode.POD },
+          namespaceOptions: { network: cri.NamespaceMode.NODE, pid: options.pid ?? cri.NamespaceMode.POD },
+          privileged: options.privileged ?? false,
         },
       },
     });
@@ -134,7 +149,14 @@ export class CriClient {
       command: options.command ?? [],
       args: options.args ?? [],
       envs: Object.entries(options.env ?? {}).map(([key, value]) => ({ key, value })),
+      mounts: options.mounts ?? [],
       logPath,
+      linux: options.securityContext && {
+        securityContext: {
+          ...options.securityContext,
+          namespaceOptions: pod.config.linux?.securityContext?.namespaceOptions,
+        },
+      },
     });
     const response = await this.#call('CreateContainer', this.#runtime.createContainer.bind(this.#runtime), {
       podSandboxId: pod.id,
@@ -172,12 +194,33 @@ export class CriClient {
     }
   }
 
+  /**
+   * Run `cmd` in a running container, as kubelet runs exec probes and preStop hooks; its
+   * exit code and output. `timeoutSeconds` 0: no timeout.
+   */
+  async execSync(id: string, cmd: string[], timeoutSeconds = 0): Promise<ExecResult> {
+    const response = await this.#call(
+      'ExecSync',
+      this.#runtime.execSync.bind(this.#runtime),
+      { containerId: id, cmd, timeout: timeoutSeconds },
+      timeoutSeconds > 0 ? timeoutSeconds * 1000 + DEFAULT_DEADLINE_MS : DEFAULT_DEADLINE_MS * 4,
+    );
+    return {
+      exitCode: response.exitCode,
+      stdout: Buffer.from(response.stdout).toString(),
+      stderr: Buffer.from(response.stderr).toString(),
+    };
+  }
+
   /** Stop with a grace period in seconds (0: SIGKILL at once). */
   async stopContainer(id: string, timeoutSeconds = 0): Promise<void> {
-    await this.#call('StopContainer', this.#runtime.stopContainer.bind(this.#runtime), {
-      containerId: id,
-      timeout: timeoutSeconds,
-    });
+    await this.#call(
+      'StopContainer',
+      this.#runtime.stopContainer.bind(this.#runtime),
+      { containerId: id, timeout: timeoutSeconds },
+      // The call lasts as long as the container takes to stop, up to the grace period.
+      timeoutSeconds * 1000 + this.#deadlineMs,
+    );
   }
 
   async removeContainer(id: string): Promise<void> {

@@ -1,8 +1,18 @@
-import { buildImage, type ImageSpec, pushImage } from '@gcfs/image-builder';
+import { buildImage, type Entry, type FileContent, type ImageSpec, pushImage } from '@gcfs/image-builder';
 import { type Credential, RegistryClient } from '@gcfs/registry';
 import { makeTempDir } from '@gcfs/testkit';
 
 export { BUSYBOX_IMAGE, busyboxEntries, PAUSE_IMAGE } from '@gcfs/image-builder';
+
+/** A regular file entry, 0644. */
+export const file = (path: string, content: FileContent): Entry => ({
+  type: 'file',
+  path,
+  mode: 0o644,
+  content,
+});
+/** A directory entry, 0755. */
+export const dir = (path: string): Entry => ({ type: 'dir', path, mode: 0o755 });
 
 /**
  * Build `spec` and push it to a plain-HTTP registry at `host` (as `pusher` when the registry

@@ -16,13 +16,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { type GcfsError, imageDirName } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
-import {
-  busyboxEntries,
-  type Entry,
-  type FileContent,
-  type ImageSpec,
-  seededSha256,
-} from '@gcfs/image-builder';
+import { busyboxEntries, type ImageSpec, seededSha256 } from '@gcfs/image-builder';
 import { cri } from '@gcfs/proto';
 import {
   CriClient,
@@ -37,7 +31,7 @@ import {
   startContainerd,
   startRegistry,
 } from '@gcfs/testkit';
-import { PAUSE_IMAGE, pushTestImage } from './cri-images.js';
+import { dir, file, PAUSE_IMAGE, pushTestImage } from './cri-images.js';
 import { runDaemonSetPod, substitutePaths } from './daemonset-pod.js';
 import { CONTAINERD_DROP_IN, gcfsdDaemonSet, loadManifests, ROOT } from './deploy-manifests.js';
 import { eventually } from './streaming-stack.js';
@@ -49,14 +43,6 @@ const GRPC_UNAVAILABLE = 14;
 const GCFSD_PORT = 11253;
 const DOWNLOADER_PORT = 11254;
 const BLOB = { size: 6 * MiB, seed: 'image-node-blob' };
-
-const file = (path: string, content: FileContent): Entry => ({
-  type: 'file',
-  path,
-  mode: 0o644,
-  content,
-});
-const dir = (path: string): Entry => ({ type: 'dir', path, mode: 0o755 });
 
 /**
  * Above gcfsd's default --min_streamed_image_size_mb (4 MiB, kept as the DaemonSet leaves it):
@@ -354,6 +340,10 @@ test('the image runs the node: gcfsd from the DaemonSet streams pods of a second
   for (const pod of [streamed, local, again]) await nodeCri.removePod(pod.podId);
   assert.deepEqual(await second.delete(), { gcfsd: 0, downloader: 0 });
   assert.deepEqual(await mountsUnder(join(node.path, 'run')), []);
+  // No socket left: the snapshotter's, the downloader's, the admin and keychain sockets.
+  const left = async (dir: string) => (await readdir(join(node.path, dir))).sort();
+  assert.deepEqual(await left('run/containerd-gcfs-grpc'), []);
+  assert.deepEqual(await left('run/gcfsd'), ['mnt']);
   await access(join(node.path, 'run/gcfsd')); // the host path itself stays, as kubelet leaves it
   passed = true;
 });

@@ -9,21 +9,13 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import type { Entry, FileContent, ImageSpec } from '@gcfs/image-builder';
+import type { ImageSpec } from '@gcfs/image-builder';
 import { tempDirFor } from '@gcfs/testkit';
-import { busyboxEntries } from './cri-images.js';
+import { busyboxEntries, dir, file } from './cri-images.js';
 import { eventually, streamingNode } from './streaming-stack.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
-
-const file = (path: string, content: FileContent): Entry => ({
-  type: 'file',
-  path,
-  mode: 0o644,
-  content,
-});
-const dir = (path: string): Entry => ({ type: 'dir', path, mode: 0o755 });
 
 /** Three layers: whiteouts and an opaque dir in the second, and a big file nobody reads. */
 const APP_IMAGE: ImageSpec = {

@@ -144,8 +144,11 @@ export async function buildCheckout(repo, commit, dir, log) {
   const deps = join(layers.deps, APP_DIR, 'node_modules');
   await mkdir(dirname(deps), { recursive: true });
   await rename(join(src, 'node_modules'), deps);
-  // Links to workspace packages that are not shipped (test helpers) would dangle.
+  // Links to workspace packages that are not shipped (test helpers) would dangle. npm's hidden
+  // lockfile names the root's development dependencies too: without it, the layer changes
+  // only when the production dependencies do.
   for (const [name] of all) if (!wanted.has(name)) await rm(join(deps, name), { force: true });
+  await rm(join(deps, '.package-lock.json'), { force: true });
 
   const app = join(layers.app, APP_DIR);
   await mkdir(join(app, 'scripts'), { recursive: true });

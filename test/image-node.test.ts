@@ -84,7 +84,14 @@ async function buildAndPushImage(registryHost: string): Promise<{ ref: string; v
     (err: { stderr?: string }) => assert.fail(`scripts/build-image failed:\n${err.stderr?.slice(-4000)}`),
   );
   const built = JSON.parse(stdout) as { version: string; pushed: string; labels: Record<string, string> };
-  assert.equal(built.labels['org.opencontainers.image.version'], built.version);
+  const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const head = (await run('git', ['-C', ROOT, 'rev-parse', 'HEAD'])).stdout.trim();
+  assert.equal(built.version, version);
+  assert.equal(built.labels['org.opencontainers.image.version'], version);
+  assert.match(built.labels['org.opencontainers.image.revision'] ?? '', new RegExp(`^${head}(-dirty)?$`));
+  assert.ok(built.labels['org.opencontainers.image.source']);
+  assert.ok(!Number.isNaN(Date.parse(built.labels['org.opencontainers.image.created'] ?? '')));
+  assert.match(built.pushed, new RegExp(`^${registryHost}/gcfs/gcfs:${version}@sha256:[0-9a-f]{64}$`));
   return { ref: built.pushed.split('@')[0]!, version: built.version };
 }
 
@@ -104,6 +111,23 @@ async function mountsUnder(path: string): Promise<string[]> {
 async function probe(port: number, path: string): Promise<number> {
   const url = `http://127.0.0.1:${port}${path}`;
   return (await curl(['-sS', '--max-time', '5', url]).catch(() => ({ status: 0 }))).status;
+}
+
+/**
+ * `call` retried on UNAVAILABLE, as kubelet retries: containerd dials the proxy snapshotter
+ * with a backoff, so a socket that was missing (before gcfsd's first start, during its
+ * replacement) is reached again only some seconds after it is back.
+ */
+function retried<T>(what: string, call: () => Promise<T>): Promise<T> {
+  return eventually(
+    what,
+    () =>
+      call().catch((err: GcfsError) => {
+        if (err.details?.grpcCode === GRPC_UNAVAILABLE) return undefined;
+        throw err;
+      }),
+    60_000,
+  );
 }
 
 /** Layer blobs in a containerd's content store. */
@@ -225,12 +249,14 @@ test('the image runs the node: gcfsd from the DaemonSet streams pods of a second
 
   // A pod streamed through the node's containerd: no layer blob, files readable, it runs.
   const startWorkload = async (name: string) => {
-    const pod = await nodeCri!.runPodSandbox({ name, logDirectory: logs.path });
-    const created = await nodeCri!.createContainer(pod, {
-      name,
-      image: workload,
-      command: ['/bin/sh', '-c', 'sleep 2147483647'],
-    });
+    const pod = await retried(`pod ${name}`, () => nodeCri!.runPodSandbox({ name, logDirectory: logs.path }));
+    const created = await retried(`container ${name}`, () =>
+      nodeCri!.createContainer(pod, {
+        name,
+        image: workload,
+        command: ['/bin/sh', '-c', 'sleep 2147483647'],
+      }),
+    );
     await nodeCri!.startContainer(created.id);
     return { podId: pod.id, id: created.id };
   };
@@ -253,17 +279,7 @@ test('the image runs the node: gcfsd from the DaemonSet streams pods of a second
   assert.ok(downloaderPid, 'the downloader process of the gcfsd pod');
   process.kill(downloaderPid, 'SIGSTOP');
   held = downloaderPid;
-  // As kubelet retries a pull: containerd dials the proxy snapshotter with a backoff, and
-  // the socket was not there yet when it started.
-  await eventually(
-    'the pull of the workload through gcfs',
-    () =>
-      nodeCri!.pullImage(workload).catch((err: GcfsError) => {
-        if (err.details?.grpcCode === GRPC_UNAVAILABLE) return undefined;
-        throw err;
-      }),
-    60_000,
-  );
+  await retried('the pull of the workload through gcfs', () => nodeCri!.pullImage(workload));
   const streamed = await startWorkload('streamed');
   assert.ok(
     (await links()).every((link) => link.startsWith('../../layers/')),

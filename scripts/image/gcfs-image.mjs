@@ -1,6 +1,7 @@
 // gcfs's container image, built with packages/image-builder (no docker daemon) into an OCI
-// layout cached under /var/tmp, keyed by what goes into it: the commit's tree and the exact
-// Debian package files. Four layers, from the one that changes least to the one that changes
+// layout cached under /var/tmp. The layers are keyed by what goes into them (the commit's
+// tree and the exact Debian package files); the config and manifest, which name the commit,
+// are written over them on every run (a few ms). Four layers, from the one that changes least to the one that changes
 // with every release, so that an upgrade pulls only what changed:
 //   1. Debian 12 packages: glibc, libstdc++, libfuse2, fuse3, bash, coreutils, mount (~12 MB)
 //   2. the Node 24 runtime, /usr/local/bin/node (~40 MB)
@@ -12,11 +13,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  buildImage,
+  buildLayer,
   cached,
   DEFAULT_MTIME,
   debianPackagesRootfs,
   directoryEntries,
+  imageOfLayers,
+  OciLayout,
   removeTree,
   runTool,
   unmountUnder,
@@ -24,10 +27,11 @@ import {
 import { APP_DIR, buildCheckout, snapshotCheckout } from './checkout.mjs';
 
 export const IMAGE_CACHE = '/var/tmp/gcfs-image-cache';
-/** Bump when the image built from the same inputs changes: old cache entries are then ignored. */
+/** Bump when the layers built from the same inputs change: old cache entries are then ignored. */
 const FORMAT = 1;
-/** Images kept in the cache; older ones are removed after a build. */
-const KEEP_IMAGES = 3;
+/** Layer sets kept in the cache; older ones are removed after a build. */
+const KEEP_BUILDS = 3;
+const LAYER_NAMES = ['debian', 'node', 'node_modules', 'gcfs'];
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
@@ -123,7 +127,7 @@ async function byteSize(dir) {
 async function pruneCache(keep) {
   const entries = [];
   for (const name of await readdir(IMAGE_CACHE)) {
-    if (!name.startsWith('image-')) continue;
+    if (!name.startsWith('layers-')) continue;
     const done = await stat(join(IMAGE_CACHE, name, 'done')).catch(() => undefined);
     if (done !== undefined) entries.push({ name, time: done.mtimeMs });
   }
@@ -132,12 +136,14 @@ async function pruneCache(keep) {
 }
 
 /**
- * Build gcfs's image from the checkout at `repo` (or reuse the cached one); its description:
- * layout dir, manifest digest, labels, per-layer sizes, whether it came from the cache.
+ * Build gcfs's image from the checkout at `repo` (its layers reused from the cache when the
+ * inputs are the same); `image` is what pushImage takes, `description` what a person reads:
+ * layout dir, manifest digest, labels, per-layer sizes, whether the layers came from the cache.
  */
 export async function buildGcfsImage({ repo, log, refreshDebian = false }) {
-  if (process.getuid?.() !== 0)
+  if (process.getuid?.() !== 0) {
     throw new Error('building the image needs root (overlay mount and chroot for its smoke test)');
+  }
   const checkout = await snapshotCheckout(repo);
   log(`source ${checkout.revision} (tree ${checkout.tree.slice(0, 12)}), version ${checkout.version}`);
   const debian = await debianPackagesRootfs(DEBIAN_PACKAGES, {
@@ -151,64 +157,68 @@ export async function buildGcfsImage({ repo, log, refreshDebian = false }) {
     .slice(0, 16);
   let fromCache = true;
   const started = Date.now();
-  const result = await cached(IMAGE_CACHE, `image-${key}`, async (dir) => {
+  const built = await cached(IMAGE_CACHE, `layers-${key}`, async (dir) => {
     fromCache = false;
     const work = join(dir, 'build');
     await mkdir(work);
-    const built = await buildCheckout(repo, checkout.commit, work, log);
-    const dirs = [debian.dir, built.layers.node, built.layers.deps, built.layers.app];
+    const fromCheckout = await buildCheckout(repo, checkout.commit, work, log);
+    const dirs = [debian.dir, fromCheckout.layers.node, fromCheckout.layers.deps, fromCheckout.layers.app];
     log('smoke test: the executables and native addons run from the stacked layers');
-    await smokeTest(dirs, work, built.bins);
-    const labels = {
-      'org.opencontainers.image.title': 'gcfs',
-      'org.opencontainers.image.description':
-        'Open image streaming for containerd: gcfsd, gcfsd --downloader and cfsd',
-      'org.opencontainers.image.version': checkout.version,
-      'org.opencontainers.image.revision': checkout.revision,
-      'org.opencontainers.image.source': checkout.source,
-      'org.opencontainers.image.created': checkout.created,
-      'org.opencontainers.image.licenses': 'Apache-2.0',
-    };
-    const names = ['debian', 'node', 'node_modules', 'gcfs'];
-    const unpacked = [];
-    for (const d of dirs) unpacked.push(await byteSize(d));
+    await smokeTest(dirs, work, fromCheckout.bins);
     log('packing the layers (gzip)');
-    const image = await buildImage(
-      {
-        created: checkout.created,
-        config: { env: [`PATH=${PATH}`], cmd: ['gcfsd'], workingDir: '/', labels },
-        layers: await Promise.all(dirs.map(layerOf)),
-        annotations: labels,
-      },
-      { layoutDir: join(dir, 'layout'), tag: checkout.version },
-    );
+    const layout = await OciLayout.open(join(dir, 'layout'));
+    const layers = [];
+    const files = [];
+    for (const d of dirs) {
+      layers.push(await buildLayer(layout, await layerOf(d), 'oci'));
+      files.push(await byteSize(d));
+    }
     await removeTree(work);
-    const { layoutDir: _, ...buildResult } = image;
-    return {
-      buildResult,
-      version: checkout.version,
-      revision: checkout.revision,
-      labels,
-      manifestDigest: image.manifestDigest,
-      bins: built.bins,
-      packages: built.packages,
-      nodeVersion: built.nodeVersion,
-      debianPackages: debian.packages.map((p) => `${p.name}=${p.version}`),
-      layers: image.layers.map((layer, i) => ({
-        name: names[i],
-        digest: layer.descriptor.digest,
-        compressed: layer.descriptor.size,
-        uncompressed: layer.uncompressedSize,
-        files: unpacked[i],
-      })),
-    };
+    const { bins, packages, nodeVersion } = fromCheckout;
+    return { layers, files, bins, packages, nodeVersion };
   });
-  if (!fromCache) await pruneCache(KEEP_IMAGES);
-  log(
-    `${fromCache ? 'cached image' : 'built image'} ${result.manifestDigest} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  if (!fromCache) await pruneCache(KEEP_BUILDS);
+  const labels = {
+    'org.opencontainers.image.title': 'gcfs',
+    'org.opencontainers.image.description':
+      'Open image streaming for containerd: gcfsd, gcfsd --downloader and cfsd',
+    'org.opencontainers.image.version': checkout.version,
+    'org.opencontainers.image.revision': checkout.revision,
+    'org.opencontainers.image.source': checkout.source,
+    'org.opencontainers.image.created': checkout.created,
+    'org.opencontainers.image.licenses': 'Apache-2.0',
+  };
+  const layoutDir = join(IMAGE_CACHE, `layers-${key}`, 'layout');
+  const image = await imageOfLayers(
+    {
+      created: checkout.created,
+      config: { env: [`PATH=${PATH}`], cmd: ['gcfsd'], workingDir: '/', labels },
+      annotations: labels,
+    },
+    built.layers,
+    { layoutDir, tag: checkout.version },
   );
-  const layoutDir = join(IMAGE_CACHE, `image-${key}`, 'layout');
-  const { buildResult, ...description } = result;
-  // What pushImage takes (packages/image-builder's BuildResult), and what a person reads.
-  return { image: { ...buildResult, layoutDir }, description: { ...description, layoutDir, fromCache } };
+  log(
+    `${fromCache ? 'cached layers' : 'built'}: image ${image.manifestDigest} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+  const description = {
+    version: checkout.version,
+    revision: checkout.revision,
+    labels,
+    manifestDigest: image.manifestDigest,
+    layoutDir,
+    fromCache,
+    bins: built.bins,
+    packages: built.packages,
+    nodeVersion: built.nodeVersion,
+    debianPackages: debian.packages.map((p) => `${p.name}=${p.version}`),
+    layers: built.layers.map((layer, i) => ({
+      name: LAYER_NAMES[i],
+      digest: layer.descriptor.digest,
+      compressed: layer.descriptor.size,
+      uncompressed: layer.uncompressedSize,
+      files: built.files[i],
+    })),
+  };
+  return { image, description };
 }

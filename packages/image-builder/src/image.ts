@@ -60,12 +60,23 @@ async function buildManifest(
   spec: ImageSpec,
   options: BuildOptions,
 ): Promise<BuiltManifest> {
-  const format = options.format ?? 'oci';
-  const types = MEDIA_TYPES[format];
-  const platform = spec.platform ?? DEFAULT_PLATFORM;
   const layers: BuiltLayer[] = [];
   // One layer at a time: each already keeps a core busy compressing.
-  for (const layer of spec.layers) layers.push(await buildLayer(layout, layer, format, options));
+  for (const layer of spec.layers) {
+    layers.push(await buildLayer(layout, layer, options.format ?? 'oci', options));
+  }
+  return writeManifest(layout, spec, layers, options);
+}
+
+/** The config and manifest of `spec` over layers already in the layout. */
+async function writeManifest(
+  layout: OciLayout,
+  spec: Omit<ImageSpec, 'layers'>,
+  layers: BuiltLayer[],
+  options: BuildOptions,
+): Promise<BuiltManifest> {
+  const types = MEDIA_TYPES[options.format ?? 'oci'];
+  const platform = spec.platform ?? DEFAULT_PLATFORM;
   const config: Record<string, unknown> = {};
   if (spec.created !== undefined) config.created = spec.created;
   Object.assign(config, {
@@ -103,6 +114,22 @@ function result(layoutDir: string, root: Descriptor, manifests: BuiltManifest[])
 export async function buildImage(spec: ImageSpec, options: BuildOptions): Promise<BuildResult> {
   const layout = await OciLayout.open(options.layoutDir);
   const built = await buildManifest(layout, spec, options);
+  await layout.addRoot(built.descriptor, options.tag);
+  return result(layout.dir, built.descriptor, [built]);
+}
+
+/**
+ * An image over layers built earlier into the same layout (buildLayer): writes only its
+ * config and manifest, so that images differing in their config alone (labels, a creation
+ * date) share every layer, and a cache of layers serves them all.
+ */
+export async function imageOfLayers(
+  spec: Omit<ImageSpec, 'layers'>,
+  layers: BuiltLayer[],
+  options: BuildOptions,
+): Promise<BuildResult> {
+  const layout = await OciLayout.open(options.layoutDir);
+  const built = await writeManifest(layout, spec, layers, options);
   await layout.addRoot(built.descriptor, options.tag);
   return result(layout.dir, built.descriptor, [built]);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Descriptor, MediaType, parseDescriptor } from '@gcfs/core';
 import { tempDirFor } from '@gcfs/testkit';
-import { type BuildResult, buildImage, buildIndex, type ImageSpec } from '../src/index.js';
+import { type BuildResult, buildImage, buildIndex, type ImageSpec, imageOfLayers } from '../src/index.js';
 
 const sha256 = (data: Uint8Array) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -164,4 +164,41 @@ test('an index needs a manifest', async (t) => {
   await assert.rejects(buildIndex({ manifests: [] }, { layoutDir: dir.path }), {
     code: 'ERR_INVALID_ARGUMENT',
   });
+});
+
+test('imageOfLayers: a new config over layers already in the layout, the layers shared', async (t) => {
+  const dir = await tempDirFor(t);
+  const first = await buildImage(IMAGE, { layoutDir: dir.path, tag: 'v1' });
+  const { layers: _, ...rest } = IMAGE;
+  const relabelled = await imageOfLayers(
+    { ...rest, config: { ...rest.config, labels: { purpose: 'relabelled' } } },
+    first.layers,
+    { layoutDir: dir.path, tag: 'v2' },
+  );
+  assert.deepEqual(
+    relabelled.layers.map((l) => l.descriptor),
+    first.layers.map((l) => l.descriptor),
+  );
+  assert.notEqual(relabelled.manifestDigest, first.manifestDigest);
+  const config = await json(relabelled, relabelled.configDescriptor);
+  assert.deepEqual((config.config as { Labels: unknown }).Labels, { purpose: 'relabelled' });
+  assert.deepEqual(
+    (config.rootfs as { diff_ids: string[] }).diff_ids,
+    first.layers.map((l) => l.diffId),
+  );
+  const manifest = await json(relabelled, relabelled.root);
+  assert.deepEqual(
+    (manifest.layers as Descriptor[]).map((l) => l.digest),
+    first.layers.map((l) => l.descriptor.digest),
+  );
+  const index = JSON.parse(await readFile(join(dir.path, 'index.json'), 'utf8')) as {
+    manifests: Descriptor[];
+  };
+  assert.deepEqual(
+    index.manifests.map((m) => [m.annotations?.['org.opencontainers.image.ref.name'], m.digest]),
+    [
+      ['v1', first.manifestDigest],
+      ['v2', relabelled.manifestDigest],
+    ],
+  );
 });

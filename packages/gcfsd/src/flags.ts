@@ -346,6 +346,16 @@ export const GCFSD_FLAGS = defineFlags([
     description: 'Free form client version used for monitoring',
   },
   {
+    name: 'kubeconfig',
+    type: 'string',
+    default: '',
+    group: MONITORING,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description:
+      "kubeconfig whose current context gcfsd posts its Kubernetes events with (token, tokenFile or client certificate; no exec plugin), e.g. a ServiceAccount's; a bad one stops gcfsd at start. Empty: the in-cluster service account if there is one, else the kubelet's kubeconfig (/etc/kubernetes/kubelet.conf or /var/lib/kubelet/kubeconfig) if one exists, else events are only logged",
+  },
+  {
     name: 'event_reporter_type',
     type: 'enum',
     choices: ['none', 'k8s'],

@@ -40,8 +40,8 @@ const MISSION_DEFAULTS = {
   try_direct_path: true,
 };
 
-// Flags this project adds: for the snapshotter, the keychain's sockets and expiry, and the
-// downloader's registry access, metrics and pacing.
+// Flags this project adds: for the snapshotter, the keychain's sockets and expiry, the
+// downloader's registry access, metrics and pacing, and where events go.
 const OUR_DEFAULTS = {
   keychain_uds_path: '/run/gcfsd/keychain.sock',
   containerd_address: '/run/containerd/containerd.sock',
@@ -54,6 +54,7 @@ const OUR_DEFAULTS = {
   insecure_registry: [],
   downloader_metrics_port: 0,
   downloader_niceness: 10,
+  kubeconfig: '',
 };
 
 // GKE gcfsd's own `--help` (the seed): `-name=default` exactly as it prints them.

@@ -4,6 +4,7 @@ export * from './curl.js';
 export * from './gcfs-stack.js';
 export * from './gnu-tar-tree.js';
 export { closeServer, listenOn } from './http-server.js';
+export * from './kube-api-server.js';
 export * from './linear-time.js';
 export * from './nobody.js';
 export * from './process.js';

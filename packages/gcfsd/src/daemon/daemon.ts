@@ -13,7 +13,7 @@ import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
 import { registryImageSizer } from './image-size.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
-import { inClusterApiServer, KubernetesEventReporter } from './k8s-events.js';
+import { chooseApiServer, eventNodeName, KubernetesEventReporter } from './k8s-events.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid } from './metrics.js';
@@ -76,6 +76,8 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
   const cacheDir = layerCacheDir(config);
   // Refuse a bad configuration before touching mounts, ports or directories.
   const clientOptions = clientOptionsFromFlags(config);
+  const eventsTo =
+    config.event_reporter_type === 'k8s' ? await chooseApiServer(config.kubeconfig) : undefined;
   const cleanups: Array<() => unknown> = [];
   const stop = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -207,8 +209,13 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     if (restored > 0) logger.info(`Restored ${restored} images in use`, { db: config.images_in_use_db_path });
 
     let events: KubernetesEventReporter | undefined;
-    if (config.event_reporter_type === 'k8s') {
-      events = new KubernetesEventReporter({ logger, apiServer: await inClusterApiServer() });
+    if (eventsTo !== undefined) {
+      events = new KubernetesEventReporter({
+        logger,
+        node: await eventNodeName(eventsTo.api),
+        ...(eventsTo.api === undefined ? {} : { apiServer: eventsTo.api }),
+        ...(eventsTo.undelivered === undefined ? {} : { undelivered: eventsTo.undelivered }),
+      });
       const reporter = events;
       cleanups.push(() => reporter.close());
     }

@@ -3,6 +3,7 @@ export * from './daemon.js';
 export * from './gc.js';
 export * from './images-in-use.js';
 export * from './k8s-events.js';
+export * from './kubeconfig.js';
 export * from './layer-dirs.js';
 export * from './layer-downloads.js';
 export * from './layer-state.js';

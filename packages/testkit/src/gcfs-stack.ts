@@ -26,6 +26,8 @@ export interface GcfsStackOptions {
   downloader?: boolean;
   /** More flags for the FUSE gcfsd (e.g. --gc_period=1s). */
   gcfsdFlags?: readonly string[];
+  /** More environment for the FUSE gcfsd (e.g. NODE_NAME, NOTIFY_SOCKET). */
+  gcfsdEnv?: NodeJS.ProcessEnv;
   /**
    * gcfsd's --min_streamed_image_size_mb. Default 0: test images are a few KiB and must stream;
    * 'default' leaves gcfsd's own (the benchmarks and the demo run as a node does).
@@ -177,6 +179,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
             ]),
         ...(options.gcfsdFlags ?? []),
       ],
+      ...(options.gcfsdEnv === undefined ? {} : { env: { ...process.env, ...options.gcfsdEnv } }),
       ready: { logLine: /GCFSD: serving/ },
       logFile: log('gcfsd'),
       stopTimeoutMs: 15_000,

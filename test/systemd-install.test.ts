@@ -1,8 +1,7 @@
 // deploy/systemd: install.sh into a temporary root (--destdir, as a packager would), the
 // installed executables run from there, and systemd's own checker (`systemd-analyze verify`,
 // Debian package systemd, installed by scripts/setup) reads every unit against that root, so
-// the paths the units name are the ones an install makes. This machine is not booted with
-// systemd (PID 1 is not systemd), so the units are verified, not run.
+// the paths the units name are the ones an install makes. systemd-boot.test.ts runs them.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

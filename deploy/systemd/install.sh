@@ -116,8 +116,13 @@ install_gcfs() {
     # shellcheck disable=SC2086 # one unit per word
     systemctl enable $enable
     if [ $start = 1 ]; then
+      # Stop, then start, each unit named in the order it must go: systemctl queues one job
+      # per unit, and systemd orders a job only against those queued before it runs.
+      # `restart` would order the stops as starts.
+      # shellcheck disable=SC2046 # one unit per word
+      systemctl stop $(printf '%s\n' $enable | tac)
       # shellcheck disable=SC2086
-      systemctl restart $enable
+      systemctl start $enable
       # shellcheck disable=SC2086
       systemctl --no-pager status $enable || true
     fi
@@ -135,8 +140,9 @@ uninstall_gcfs() {
     die "$CONTAINERD_CONFIG still uses the gcfs snapshotter: drain the node, remove it from the config and restart containerd first (docs/operations.md), or pass --force"
   fi
   if [ $manage = 1 ]; then
-    # Stopped in their order: gcfsd (after containerd's users of it), then the downloader.
-    systemctl disable --now "${UNITS[@]}" 2>/dev/null || true
+    # gcfsd first, then the downloader it uses (see install_gcfs).
+    systemctl stop gcfsd gcfsd-downloader cfsd 2>/dev/null || true
+    systemctl disable "${UNITS[@]}" 2>/dev/null || true
     systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
   fi
   if [ -z "$destdir" ]; then

@@ -12,6 +12,7 @@ export * as rawTar from './raw-tar.js';
 export * from './redirect-front.js';
 export * from './registry-server.js';
 export * from './shaped-network.js';
+export * from './systemd-machine.js';
 export * from './temp.js';
 export * from './tls.js';
 export * from './token-server.js';

@@ -1,7 +1,8 @@
-// deploy/systemd under a real systemd: a Debian machine booted by systemd-nspawn (testkit's
-// SystemdMachine; this host's PID 1 is not systemd), where install.sh installs gcfs as an
-// operator would and the units run: ready only once gcfsd serves, restarted after a crash,
-// not restarted after a bad flag, upgraded in order, uninstalled without a trace.
+// deploy/systemd under a real systemd: a Debian machine with containerd, booted by
+// systemd-nspawn (testkit's SystemdMachine; this host's PID 1 is not systemd), where
+// install.sh installs gcfs as an operator would and the units run: ready only once gcfsd
+// serves, started before containerd, restarted after a crash, not restarted after a bad
+// flag, upgraded in order, uninstalled without a trace.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -15,6 +16,16 @@ import { bootSystemdMachine, type SystemdMachine, tempDirFor } from '@gcfs/testk
 const execFileAsync = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const INSTALL = '/root/gcfs/deploy/systemd/install.sh';
+// docs/operations.md's "containerd configuration".
+const CONTAINERD_CONFIG = `version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "gcfs"
+  disable_snapshot_annotations = false
+  discard_unpacked_layers = true
+[proxy_plugins.gcfs]
+  type = "snapshot"
+  address = "/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock"
+`;
 
 async function run(machine: SystemdMachine, command: string, ...args: string[]): Promise<string> {
   const result = await machine.exec(command, ...args);
@@ -42,7 +53,7 @@ async function cursor(machine: SystemdMachine): Promise<string> {
   return /-- cursor: (\S+)/.exec(text)![1]!;
 }
 
-test('under systemd: install starts the units, gcfsd counts as started once it serves, a crash restarts it, a bad flag does not, an upgrade stops gcfsd before the downloader, uninstall leaves no mount, socket or process', async (t) => {
+test('under systemd: install starts the units, gcfsd counts as started once it serves and before containerd, a crash restarts it, a bad flag does not, an upgrade stops gcfsd before the downloader, uninstall leaves no mount, socket or process', async (t) => {
   const dir = (await tempDirFor(t, 'gcfs-machine-')).path;
   const machine = await bootSystemdMachine(join(dir, 'root'));
   t.after(() => machine.stop());
@@ -77,6 +88,21 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   const serving = boot.findIndex((line) => line.includes('msg="GCFSD: serving"'));
   const started = boot.findIndex((line) => line.startsWith('Started gcfsd.service'));
   assert.ok(serving >= 0 && started > serving, `serving at ${serving}, started at ${started}`);
+
+  // containerd configured for gcfs as the docs say: starting it starts gcfsd first and waits
+  // until gcfsd serves (WantedBy=containerd.service, Before=); its proxy snapshotter answers.
+  await mkdir(join(machine.root, 'etc/containerd'), { recursive: true });
+  await writeFile(join(machine.root, 'etc/containerd/config.toml'), CONTAINERD_CONFIG);
+  await run(machine, 'systemctl', 'stop', 'containerd', 'gcfsd', 'gcfsd-downloader');
+  const beforeContainerd = await cursor(machine);
+  await run(machine, 'systemctl', 'start', 'containerd');
+  const containerdStart = await journalSince(machine, beforeContainerd);
+  const gcfsdReady = containerdStart.findIndex((line) => line.startsWith('Started gcfsd.service'));
+  const containerdStarting = containerdStart.findIndex((line) =>
+    line.startsWith('Starting containerd.service'),
+  );
+  assert.ok(gcfsdReady >= 0 && containerdStarting > gcfsdReady, `${gcfsdReady} < ${containerdStarting}`);
+  await run(machine, 'ctr', 'snapshots', '--snapshotter', 'gcfs', 'ls');
 
   // A crash: systemd restarts gcfsd, which detaches the dead mount first.
   const crashed = await run(machine, 'systemctl', 'show', '-p', 'MainPID', '--value', 'gcfsd');
@@ -124,22 +150,20 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
     'active\nactive\n',
   );
 
-  // Uninstall: refused while containerd is configured for gcfs, then complete.
-  await mkdir(join(machine.root, 'etc/containerd'), { recursive: true });
-  await writeFile(
-    join(machine.root, 'etc/containerd/config.toml'),
-    '[proxy_plugins.gcfs]\n  type = "snapshot"\n',
-  );
+  // Uninstall: refused while containerd is configured for gcfs; done as the docs say.
   const refused = await machine.exec('/opt/gcfs/deploy/systemd/install.sh', 'uninstall', '--purge');
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /still uses the gcfs snapshotter/);
   await writeFile(join(machine.root, 'etc/containerd/config.toml'), '');
+  await run(machine, 'systemctl', 'restart', 'containerd');
   await run(machine, '/opt/gcfs/deploy/systemd/install.sh', 'uninstall', '--purge');
+  assert.equal((await machine.exec('systemctl', 'is-active', 'containerd')).stdout.trim(), 'active');
   assert.equal((await machine.exec('findmnt', '-n', '-t', 'fuse.gcfs')).stdout, '', 'no gcfs mount');
   assert.equal((await machine.exec('pgrep', '-f', '/opt/gcfs/')).stdout, '', 'no gcfs process');
   for (const gone of [
     '/run/gcfsd',
     '/run/containerd-gcfs-grpc',
+    '/etc/systemd/system/containerd.service.wants/gcfsd.service',
     '/opt/gcfs',
     '/etc/default/gcfsd',
     '/var/lib/cfsd',

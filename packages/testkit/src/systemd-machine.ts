@@ -14,8 +14,17 @@ import { ErrorCode, GcfsError } from '@gcfs/core';
 const execFileAsync = promisify(execFile);
 const BASE_CACHE = '/var/tmp/gcfs-systemd-machine';
 const SUITE = 'bookworm';
-/** systemd and what gcfs needs at run time (libfuse2 for fuse-native, fuse3 for fusermount). */
-const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'libfuse2', 'fuse3', 'procps', 'ca-certificates'];
+/** A node: systemd, containerd, what gcfs needs at run time (libfuse2, fuse3's fusermount). */
+const PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'containerd',
+  'libfuse2',
+  'fuse3',
+  'procps',
+  'ca-certificates',
+];
 
 export interface ExecResult {
   code: number;

@@ -130,19 +130,25 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   await run(machine, 'systemctl', 'reset-failed', 'gcfsd');
   await run(machine, 'systemctl', 'start', 'gcfsd');
 
-  // Upgrade: gcfsd stops (unmounting) before the downloader, which starts again first.
+  // Upgrade: gcfsd stops (unmounting) before the downloader, which starts again first; cfsd,
+  // not asked for but running the old tree, restarts too.
   const before = await cursor(machine);
   await run(machine, INSTALL, '--from', '/root/gcfs');
   const upgrade = await journalSince(machine, before);
   const order = [
     upgrade.findIndex((line) => line.includes('msg="GCFSD: stopped"')),
     upgrade.findIndex((line) => line.includes('msg="Layer downloader stopped"')),
-    upgrade.findIndex((line) => line.includes('msg="Layer downloader serving"')),
+    upgrade.findIndex((line) => line.startsWith('Started gcfsd-downloader.service')),
+    upgrade.findIndex((line) => line.startsWith('Starting gcfsd.service')),
     upgrade.findIndex((line) => line.includes('msg="GCFSD: serving"')),
   ];
   assert.ok(
     order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
     `upgrade order ${order}`,
+  );
+  assert.ok(
+    upgrade.some((line) => line.includes('msg="cfsd serving"')),
+    'cfsd restarted',
   );
   assert.match(await readFile(gcfsdEnv, 'utf8'), /--addr=127\.0\.0\.1:7070"/, 'the flags are kept');
   assert.equal(

@@ -113,18 +113,26 @@ install_gcfs() {
 
   if [ $manage = 1 ]; then
     systemctl daemon-reload
-    # shellcheck disable=SC2086 # one unit per word
-    systemctl enable $enable
+    # The units to (re)start, in start order: those asked for, and any still running the
+    # replaced tree (an upgrade restarts them all).
+    local units=() unit
+    for unit in "${UNITS[@]}"; do
+      if [[ " $enable " == *" $unit "* ]] || systemctl --quiet is-active "$unit"; then units+=("$unit"); fi
+    done
     if [ $start = 1 ]; then
+      # shellcheck disable=SC2086 # one unit per word
+      systemctl enable $enable
       # Stop, then start, each unit named in the order it must go: systemctl queues one job
       # per unit, and systemd orders a job only against those queued before it runs.
       # `restart` would order the stops as starts.
-      # shellcheck disable=SC2046 # one unit per word
-      systemctl stop $(printf '%s\n' $enable | tac)
-      # shellcheck disable=SC2086
-      systemctl start $enable
-      # shellcheck disable=SC2086
-      systemctl --no-pager status $enable || true
+      # shellcheck disable=SC2046
+      systemctl stop $(printf '%s\n' "${units[@]}" | tac)
+      systemctl start "${units[@]}"
+      systemctl --no-pager status "${units[@]}" || true
+    else
+      for unit in "${units[@]}"; do
+        if systemctl --quiet is-active "$unit"; then log "$unit still runs the old version: restart it"; fi
+      done
     fi
   fi
   rm -rf "$old"

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
-import { parse } from 'yaml';
+import { parse, YAMLError } from 'yaml';
 
 /** The API server and how to authenticate to it. */
 export interface ApiServer {
@@ -48,12 +48,19 @@ function pemBlocks(text: string, accept: (label: string) => boolean): string {
     .join('');
 }
 
+function parseCertificate(pem: string): X509Certificate | undefined {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The node a client certificate is the kubelet of (`CN=system:node:<name>`), if it is one. */
 export function kubeletNodeName(certPem: string | undefined): string | undefined {
   const first = certPem && pemBlocks(certPem, (label) => label === 'CERTIFICATE');
-  if (!first) return undefined;
-  const subject = new X509Certificate(first).subject;
-  return /^CN=system:node:(.+)$/m.exec(subject)?.[1];
+  const subject = first ? parseCertificate(first)?.subject : undefined;
+  return subject === undefined ? undefined : /^CN=system:node:(.+)$/m.exec(subject)?.[1];
 }
 
 type Fields = Record<string, unknown>;
@@ -66,11 +73,14 @@ export async function loadKubeconfig(path: string): Promise<ApiServer> {
       hint: 'give --kubeconfig a kubeconfig with a server and a token, tokenFile or client certificate (docs/operations.md)',
     });
   };
+  const yaml = await readFile(path, 'utf8').catch((err: unknown) => fail('cannot be read', err));
   let doc: unknown;
   try {
-    doc = parse(await readFile(path, 'utf8'));
+    doc = parse(yaml);
   } catch (err) {
-    return fail('cannot be read as YAML', err);
+    // Not its message: it quotes the line, which may hold a token.
+    const at = err instanceof YAMLError ? err.linePos?.[0] : undefined;
+    return fail(`is not valid YAML${at ? ` (line ${at.line}, column ${at.col})` : ''}`);
   }
   if (typeof doc !== 'object' || doc === null) return fail('is not a kubeconfig (no mapping at its top)');
   const config = doc as Fields;
@@ -143,6 +153,7 @@ export async function loadKubeconfig(path: string): Promise<ApiServer> {
       found.cert = pemBlocks(await cert(), (label) => label === 'CERTIFICATE');
       found.key = pemBlocks(await key(), (label) => label.endsWith('PRIVATE KEY'));
       if (!found.cert || !found.key) fail('client-certificate or client-key holds no PEM certificate or key');
+      if (parseCertificate(found.cert) === undefined) fail('client-certificate is not a valid certificate');
     }
     registerSecret(found.token);
     registerSecret(found.key);

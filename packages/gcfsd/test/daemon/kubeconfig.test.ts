@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createLogger, type GcfsError, redact } from '@gcfs/core';
+import { createLogger, describeError, type GcfsError, redact } from '@gcfs/core';
 import { type KubeApiStandIn, selfSignedCertificate, startKubeApiStandIn, tempDirFor } from '@gcfs/testkit';
 import { stringify } from 'yaml';
 import { KubernetesEventReporter, kubeletNodeName, loadKubeconfig } from '../../src/daemon/index.js';
@@ -157,7 +157,22 @@ test('a kubeconfig gcfsd cannot use is refused with ERR_CONFIG and what to fix',
   const dir = (await tempDirFor(t, 'gcfs-bad-kubeconfig-')).path;
   await mkdir(dir, { recursive: true });
   const cases: Array<[string, string, RegExp]> = [
-    ['not-yaml', 'clusters: [unclosed', /cannot be read as YAML/],
+    [
+      'not-yaml',
+      'users:\n- user: {token: secret-in-a-bad-line\n',
+      /is not valid YAML \(line \d+, column \d+\)$/,
+    ],
+    [
+      'bad-cert',
+      kubeconfig(
+        { server: 'https://k' },
+        {
+          'client-certificate-data': b64('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'),
+          'client-key-data': b64('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n'),
+        },
+      ),
+      /client-certificate is not a valid certificate/,
+    ],
     ['no-context', stringify({ clusters: [] }), /has no current-context/],
     [
       'exec',
@@ -186,6 +201,7 @@ test('a kubeconfig gcfsd cannot use is refused with ERR_CONFIG and what to fix',
       assert.match(err.message, new RegExp(`^kubeconfig ${path}: `), name);
       assert.match(err.message, problem, name);
       assert.match(err.hint ?? '', /--kubeconfig/);
+      assert.equal(describeError(err).includes('secret-in-a-bad-line'), false, 'no line of the file');
       return true;
     });
   }

@@ -11,6 +11,9 @@ import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import type { ImageView, LayerView, NodeStatusView } from './admin-types.js';
 import type { GcResult } from './gc.js';
 import type { PullCredential } from './layer-downloads.js';
+
+export type * from './admin-types.js';
+
 import type { IndexProgress, LayerState } from './layer-state.js';
 
 /** Next to the mount point, as GKE's gcfsd keeps its keychain socket (/run/gcfsd/keychain.sock). */
@@ -19,7 +22,7 @@ export function adminSocketPath(mountPoint: string): string {
 }
 
 /** A layer from the wire; `images` is empty in an image's own list. */
-export function layerFromWire(layer: pb.ImageLayer): LayerView {
+function layerFromWire(layer: pb.ImageLayer): LayerView {
   return {
     digest: layer.digest,
     local: layer.local,

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { type BackoffOptions, describeError, ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
 import { type containerfs, health } from '@gcfs/proto';
+import { connectFailure } from '@gcfs/serving';
 import type { CfsdClientEvents } from './events.js';
 import { backoffPolicy, fixedPolicy } from './retry.js';
 import { CfsdRpc } from './rpc.js';
@@ -155,7 +156,9 @@ export class CfsdClient extends EventEmitter<CfsdClientEvents> {
         reason: `its health check answers ${health.HealthCheckResponse_ServingStatus[status]}`,
       };
     } catch (err) {
-      const reason = isServiceError(err) ? `${statusName(err.code)}: ${err.details}` : describeError(err);
+      const reason = isServiceError(err)
+        ? `${statusName(err.code)}: ${connectFailure(err.details)}`
+        : describeError(err);
       return { serving: false, reason };
     }
   }

@@ -6,6 +6,7 @@
 import { statfs } from 'node:fs/promises';
 import { describeError, diskUsage } from '@gcfs/core';
 import type { LayerStatus } from '@gcfs/downloader';
+import { connectFailure } from '@gcfs/serving';
 import type { LayerView, NodeStatusView, PeerStatus } from './admin-types.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { Registrar } from './registrar.js';
@@ -102,7 +103,9 @@ export class NodeStatus {
       const { inFlight, queued } = await this.#o.downloader.states.state(PROBE_LAYER);
       return { socket, reachable: true, inFlight, queued };
     } catch (err) {
-      return { socket, ...peerDown(describeError(err)), inFlight: 0, queued: 0 };
+      // The call's own message, without its causes: grpc-js repeats itself in them.
+      const reason = err instanceof Error ? connectFailure(err.message) : describeError(err);
+      return { socket, ...peerDown(reason), inFlight: 0, queued: 0 };
     }
   }
 

@@ -4,23 +4,26 @@
 // as an operator runs it: as a child process, as root, as nobody, on a terminal (script(1)).
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { layerDirName } from '@gcfs/core';
 import { AdminClient, type ImageView, type LayerView, type NodeStatusView } from '@gcfs/gcfsd';
 import type { ImageSpec } from '@gcfs/image-builder';
 import { RegistryClient } from '@gcfs/registry';
-import { asNobody, makeTempDir, startGcfsStack, startRegistry } from '@gcfs/testkit';
+import {
+  asNobody,
+  type BinRun,
+  makeTempDir,
+  repoBin,
+  runBin,
+  startGcfsStack,
+  startRegistry,
+} from '@gcfs/testkit';
 import { busyboxEntries, pushTestImage } from './cri-images.js';
 
-// test/dist/gcfsctl.test.js → packages/gcfsctl/bin/gcfsctl
-const BIN = fileURLToPath(new URL('../../packages/gcfsctl/bin/gcfsctl', import.meta.url));
-// The machine's PATH puts Debian's Node 20 first: the bin must not use it.
-const ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` };
+const BIN = repoBin('gcfsctl');
 
 const APP: ImageSpec = {
   config: { env: ['PATH=/bin'], cmd: ['/bin/sh'] },
@@ -42,23 +45,6 @@ const BROKEN: ImageSpec = {
   ],
 };
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // the timeout only stops a hung child from hanging the suite
-    execFile(command, args, { env: ENV, timeout: 300_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      if (typeof code !== 'number') reject(err);
-      else resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 /** Push `spec`; its registered name (by digest, as the snapshotter registers) and its layers. */
 async function pushed(host: string, repository: string, spec: ImageSpec) {
   const ref = await pushTestImage(host, repository, spec);
@@ -76,7 +62,7 @@ async function pushed(host: string, repository: string, spec: ImageSpec) {
 }
 
 const short = (digest: string) => digest.slice(0, 'sha256:'.length + 12);
-const json = <T>(r: Run): T => JSON.parse(r.stdout) as T;
+const json = <T>(r: BinRun): T => JSON.parse(r.stdout) as T;
 
 test('gcfsctl: status, images, layers, wait, unregister and gc against a running node, in tables and JSON; errors name the fix', async (t) => {
   const registry = await startRegistry();
@@ -94,7 +80,7 @@ test('gcfsctl: status, images, layers, wait, unregister and gc against a running
   // The admin registration answers once cfsd indexed every layer: both images are streamed.
   await admin.register(app.name);
   await admin.register(broken.name);
-  const ctl = (...args: string[]) => run(BIN, ['--mount_point', stack.mountPoint, ...args]);
+  const ctl = (...args: string[]) => runBin(BIN, ['--mount_point', stack.mountPoint, ...args]);
 
   await t.test('status without the downloader: everything but the downloader is fine, exit 1', async () => {
     const human = await ctl('status');
@@ -239,7 +225,7 @@ test('gcfsctl: status, images, layers, wait, unregister and gc against a running
   await t.test('wait on a terminal draws a progress bar', async () => {
     // script(1) gives gcfsctl a pseudo-terminal, as an operator's shell does.
     const command = [BIN, '--mount_point', stack.mountPoint, 'wait', app.name].join(' ');
-    const onTty = await run('script', ['-qefc', command, '/dev/null']);
+    const onTty = await runBin('script', ['-qefc', command, '/dev/null']);
     assert.equal(onTty.code, 0, onTty.stdout);
     assert.match(onTty.stdout, /\r\x1b\[2K\[#{30}\] 100% {2}\S+ \S+\/\S+ \S+ {2}2\/2 layers local/);
   });
@@ -288,7 +274,7 @@ test('gcfsctl: status, images, layers, wait, unregister and gc against a running
 
       const dir = await makeTempDir('gcfsctl-');
       t.after(() => dir.cleanup());
-      const absent = await run(BIN, ['--mount_point', join(dir.path, 'mnt'), 'images']);
+      const absent = await runBin(BIN, ['--mount_point', join(dir.path, 'mnt'), 'images']);
       assert.equal(absent.code, 1);
       assert.match(
         absent.stderr,
@@ -298,9 +284,9 @@ test('gcfsctl: status, images, layers, wait, unregister and gc against a running
       // A socket left by a gcfsd that was killed: nothing listens on it any more.
       const stale = join(dir.path, 'stale.sock');
       const script = `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`;
-      await run(process.execPath, ['-e', script]).catch(() => undefined); // killed: no exit code
+      await runBin(process.execPath, ['-e', script]).catch(() => undefined); // killed: no exit code
       assert.ok(existsSync(stale));
-      const refused = await run(BIN, ['--socket', stale, '--json', 'status']);
+      const refused = await runBin(BIN, ['--socket', stale, '--json', 'status']);
       assert.equal(refused.code, 1);
       const error = (JSON.parse(refused.stderr) as { error: { code: string; message: string } }).error;
       assert.equal(error.code, 'ERR_GCFSD_UNAVAILABLE');

@@ -1,51 +1,25 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { repoBin, runBin, tempDirFor } from '@gcfs/testkit';
 import { renderGcfsctlReference } from '../src/reference.js';
 import { COMMANDS, GLOBAL_OPTIONS, VERSION } from '../src/spec.js';
 
-// dist/test/bin.test.js → packages/gcfsctl/bin/gcfsctl
-const BIN = fileURLToPath(new URL('../../bin/gcfsctl', import.meta.url));
+const BIN = repoBin('gcfsctl');
+// dist/test/bin.test.js → docs/configuration.md
 const DOC = fileURLToPath(new URL('../../../../docs/configuration.md', import.meta.url));
-// The machine's PATH puts Debian's Node 20 first: the bin must not use it.
-const ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` };
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gcfsctl-bin-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function gcfsctl(args: string[], options: { cwd?: string; bin?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      options.bin ?? BIN,
-      args,
-      // the timeout only stops a hung child from hanging the suite
-      { cwd: options.cwd ?? tmpdir(), env: ENV, timeout: 60_000, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: unknown }).code : 0;
-        if (typeof code !== 'number') reject(err);
-        else resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function gcfsctl(args: string[], options: { cwd?: string; bin?: string } = {}) {
+  return runBin(options.bin ?? BIN, args, { cwd: options.cwd ?? tmpdir() });
 }
 
 describe('bin/gcfsctl', () => {
   it('prints its version on Node 24 through a symlink, as npm links it into node_modules/.bin', async (t) => {
-    const dir = await tempDir(t);
+    const dir = (await tempDirFor(t, 'gcfsctl-bin-')).path;
     const link = join(dir, 'gcfsctl');
     await symlink(BIN, link);
     const run = await gcfsctl(['--version'], { bin: link, cwd: dir });

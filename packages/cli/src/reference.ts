@@ -51,9 +51,13 @@ export function renderFlagReference(spec: CommandSpec<readonly FlagDefinition[]>
   return `${out.join('\n')}\n`;
 }
 
-/** docs/configuration.md: an introduction, then one section per executable. */
+/**
+ * docs/configuration.md: an introduction, then one section per executable, then sections
+ * rendered elsewhere (`extra`: a command-line tool whose options are not a flag table).
+ */
 export function renderConfigurationDoc(
   sections: ReadonlyArray<CommandSpec<readonly FlagDefinition[]>>,
+  extra: ReadonlyArray<{ program: string; markdown: string }> = [],
 ): string {
   const intro = [
     '# Configuration reference',
@@ -62,7 +66,9 @@ export function renderConfigurationDoc(
     '',
     'Every executable is configured by command-line flags only. An unknown flag or a bad value',
     'stops the executable with exit code 2 and one line on stderr naming the flag.',
-    `Sections: ${sections.map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
+    `Sections: ${[...sections, ...extra].map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
   ].join('\n');
-  return [intro, ...sections.map((spec) => renderFlagReference(spec))].join('\n\n');
+  return [intro, ...sections.map((spec) => renderFlagReference(spec)), ...extra.map((e) => e.markdown)].join(
+    '\n\n',
+  );
 }

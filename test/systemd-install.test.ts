@@ -90,6 +90,8 @@ test('install.sh --destdir: /opt/gcfs with production packages and Node 24, link
       await readlink(join(dest, 'usr/local/bin', bin)),
       /^\.\.\/\.\.\/\.\.\/opt\/gcfs\/packages\//,
     );
+    const { stdout } = await run(join(dest, 'usr/local/bin', bin), ['--version']);
+    assert.match(stdout, new RegExp(`^${bin} \\d`), `${bin} runs from the installed tree`);
   }
   const gcfsdHelp = await run(join(dest, 'usr/local/bin/gcfsd'), ['--help']);
   assert.match(gcfsdHelp.stdout, /^Usage of gcfsd:/);

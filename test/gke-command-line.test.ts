@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ErrorCode, gcfsVersion } from '@gcfs/core';
+import { ErrorCode, gcfsVersion, isGcfsError } from '@gcfs/core';
+import { AdminClient } from '@gcfs/gcfsd';
 import type { ImageSpec } from '@gcfs/image-builder';
 import {
   CriClient,
@@ -187,6 +188,15 @@ test("GKE's command lines start gcfsd without --addr: containerd pulls through t
     metrics,
     new RegExp(`^gcfs_build_info\\{version="${version}",commit="${commit}",.*\\} 1$`, 'm'),
   );
+
+  // The admin socket serves, and says why it streams nothing.
+  const admin = new AdminClient(join(run, 'admin.sock'));
+  try {
+    await assert.rejects(admin.register(appImage), (err) => isGcfsError(err, ErrorCode.NoBackend));
+    assert.deepEqual(await admin.list(), []);
+  } finally {
+    admin.close();
+  }
 
   // containerd unpacked every layer itself, into gcfs's snapshotter: nothing in the mount.
   const { stdout } = await execFileAsync('ls', ['-A', join(run, 'mnt', 'images')]);

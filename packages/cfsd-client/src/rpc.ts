@@ -3,7 +3,7 @@
 
 import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { containerfs } from '@gcfs/proto';
+import { containerfs, health } from '@gcfs/proto';
 import type { CfsdClientEvents } from './events.js';
 import { type RetryPolicy, withRetry } from './retry.js';
 import { type CallKind, isServiceError, statusName } from './status.js';
@@ -24,6 +24,7 @@ export interface RpcOptions {
 
 export class CfsdRpc {
   readonly #client: containerfs.ContainerFSClient;
+  readonly #health: health.HealthClient;
   readonly #options: RpcOptions;
   readonly #events: EventEmitter<CfsdClientEvents>;
 
@@ -35,6 +36,15 @@ export class CfsdRpc {
       channelCredentials(options.tls),
       channelOptions(options.reconnect),
     );
+    this.#health = new health.HealthClient(options.address, channelCredentials(options.tls), {
+      channelOverride: this.#client.getChannel(),
+    });
+  }
+
+  /** grpc.health.v1's Check of the whole server on the same channel: one attempt, no events. */
+  async checkHealth(deadlineMs: number): Promise<health.HealthCheckResponse_ServingStatus> {
+    const c = this.#health;
+    return (await unaryCall(c.check.bind(c), { service: '' }, deadlineMs)).status;
   }
 
   authImage(

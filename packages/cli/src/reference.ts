@@ -51,9 +51,13 @@ export function renderFlagReference(spec: CommandSpec<readonly FlagDefinition[]>
   return `${out.join('\n')}\n`;
 }
 
-/** docs/configuration.md: an introduction, then one section per executable. */
+/**
+ * docs/configuration.md: an introduction, then one section per executable, then sections
+ * rendered elsewhere (`extra`: a command-line tool whose options are not a flag table).
+ */
 export function renderConfigurationDoc(
   sections: ReadonlyArray<CommandSpec<readonly FlagDefinition[]>>,
+  extra: ReadonlyArray<{ program: string; markdown: string }> = [],
 ): string {
   const intro = [
     '# Configuration reference',
@@ -64,7 +68,9 @@ export function renderConfigurationDoc(
     'stops the executable with exit code 2 and one line on stderr naming the flag.',
     `Flags marked **${COMPATIBILITY_ONLY}** are accepted so that GKE's command lines run unchanged,`,
     'and do nothing here; the executable says at start, in one info line, which of them it was given.',
-    `Sections: ${sections.map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
+    `Sections: ${[...sections, ...extra].map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
   ].join('\n');
-  return [intro, ...sections.map((spec) => renderFlagReference(spec))].join('\n\n');
+  return [intro, ...sections.map((spec) => renderFlagReference(spec)), ...extra.map((e) => e.markdown)].join(
+    '\n\n',
+  );
 }

@@ -172,6 +172,11 @@ async function mountsAt(mountPoint: string): Promise<MountEntry[]> {
   return found;
 }
 
+/** Whether a FUSE file system is mounted at `mountPoint` (read from mountinfo, not the mount). */
+export async function isFuseMounted(mountPoint: string): Promise<boolean> {
+  return (await mountsAt(await canonical(mountPoint))).some((mount) => mount.fsType.startsWith('fuse'));
+}
+
 /**
  * Make `mountPoint` a plain directory again: abort the FUSE connection of any mount there
  * (so that hung readers get ENOTCONN), then unmount it lazily. True when something was cleaned.

@@ -1,45 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
 import { describeVersion, gcfsVersion } from '@gcfs/core';
+import { repoBin, runBin, tempDirFor } from '@gcfs/testkit';
 import { GCFSD_FLAGS } from '../src/flags.js';
 
-// dist/test/bin.test.js → packages/gcfsd/bin/gcfsd
-const BIN = fileURLToPath(new URL('../../bin/gcfsd', import.meta.url));
-// The machine's PATH puts Debian's Node 20 first: the bin must not use it.
-const ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` };
+const BIN = repoBin('gcfsd');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gcfsd-bin-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function gcfsd(args: string[], options: { cwd?: string; bin?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      options.bin ?? BIN,
-      args,
-      // the timeout only stops a hung child from hanging the suite
-      { cwd: options.cwd ?? tmpdir(), env: ENV, timeout: 60_000, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => {
-        const code = err ? (err as { code?: unknown }).code : 0;
-        if (typeof code !== 'number') reject(err);
-        else resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function gcfsd(args: string[], options: { cwd?: string; bin?: string } = {}) {
+  return runBin(options.bin ?? BIN, args, { cwd: options.cwd ?? tmpdir() });
 }
 
 function lines(text: string): string[] {
@@ -48,7 +20,7 @@ function lines(text: string): string[] {
 
 describe('bin/gcfsd', () => {
   it('prints --help listing every flag and exits 0, from another cwd with /usr/bin first on PATH', async (t) => {
-    const run = await gcfsd(['--help'], { cwd: await tempDir(t) });
+    const run = await gcfsd(['--help'], { cwd: (await tempDirFor(t, 'gcfsd-bin-')).path });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stderr, '');
     for (const flag of GCFSD_FLAGS) assert.match(run.stdout, new RegExp(`^ {2}-${flag.name}=`, 'm'));
@@ -65,7 +37,7 @@ describe('bin/gcfsd', () => {
   });
 
   it('works through a symlink, as npm links it into node_modules/.bin', async (t) => {
-    const dir = await tempDir(t);
+    const dir = (await tempDirFor(t, 'gcfsd-bin-')).path;
     const link = join(dir, 'gcfsd');
     await symlink(BIN, link);
     const run = await gcfsd(['--version'], { bin: link, cwd: dir });
@@ -115,7 +87,7 @@ describe('bin/gcfsd', () => {
     await new Promise<void>((listening) => taken.listen(0, '127.0.0.1', listening));
     t.after(() => taken.close());
     const { port } = taken.address() as AddressInfo;
-    const mountPoint = join(await tempDir(t), 'mnt');
+    const mountPoint = join((await tempDirFor(t, 'gcfsd-bin-')).path, 'mnt');
     const run = await gcfsd([
       '-log_level=debug',
       '-log_formatter=json',

@@ -86,3 +86,18 @@ export function fromServiceError(
     cause: err,
   });
 }
+
+/**
+ * grpc-js's text for a peer it cannot connect to ("No connection established. Last error:
+ * Error: connect ENOENT /run/x.sock. Resolution note: ") cut to the error itself
+ * ("connect ENOENT /run/x.sock"), for status pages; other text is returned as is.
+ */
+export function connectFailure(text: string): string {
+  const marker = 'Last error: ';
+  const at = text.indexOf(marker);
+  if (at < 0) return text;
+  let rest = text.slice(at + marker.length);
+  if (rest.startsWith('Error: ')) rest = rest.slice('Error: '.length);
+  const end = rest.indexOf('. Resolution note');
+  return end < 0 ? rest : rest.slice(0, end);
+}

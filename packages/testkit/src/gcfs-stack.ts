@@ -7,15 +7,15 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
+import { repoBin } from './bins.js';
 import { curl } from './curl.js';
 import { freePort, type ManagedProcess, type ProcessExit, startProcess } from './process.js';
 import type { ShapedNetwork } from './shaped-network.js';
 import { makeTempDir } from './temp.js';
 
 const execFileAsync = promisify(execFile);
-const ROOT = new URL('../../../../', import.meta.url).pathname;
-const GCFSD = join(ROOT, 'packages/gcfsd/bin/gcfsd');
-const CFSD = join(ROOT, 'packages/cfsd/bin/cfsd');
+const GCFSD = repoBin('gcfsd');
+const CFSD = repoBin('cfsd');
 
 export interface GcfsStackOptions {
   /** Registry host (or host:port) that cfsd and the downloader reach over plain HTTP. */

@@ -1,3 +1,4 @@
+export * from './bins.js';
 export * from './containerd.js';
 export * from './cri.js';
 export * from './curl.js';

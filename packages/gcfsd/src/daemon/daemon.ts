@@ -17,6 +17,7 @@ import { inClusterApiServer, KubernetesEventReporter } from './k8s-events.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid } from './metrics.js';
+import { type DownloadStates, NodeStatus } from './node-status.js';
 import { PullSecrets } from './pull-secrets.js';
 import { ReadActivity } from './read-activity.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
@@ -44,12 +45,16 @@ export interface MountOptions {
 
 export interface MountedTree extends ImageTree {
   unmount(): Promise<void>;
+  /** The content cache's use (the admin API's Status). */
+  stats(): { cacheBytes: number; cacheBlocks: number };
+  /** Whether the FUSE file system is mounted (read from mountinfo). */
+  mounted(): Promise<boolean>;
 }
 
 export interface DaemonDependencies {
   mount: (options: MountOptions) => Promise<MountedTree>;
   /** The downloader's client on --downloader_uds_path. */
-  downloader: LayerDownloader & { close(): void };
+  downloader: LayerDownloader & DownloadStates & { close(): void };
   logger: Logger;
   version: string;
   /** How long start-up reads are recorded for cfsd (tests shorten it); see read-reports.ts. */
@@ -72,6 +77,7 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies): Promise<RunningDaemon> {
   const { logger } = deps;
+  const startedAt = Date.now();
   // The same default as the downloader's, so both processes agree on the cache dir.
   const cacheDir = layerCacheDir(config);
   // Refuse a bad configuration before touching mounts, ports or directories. No --addr (GKE's
@@ -246,12 +252,25 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       onRun: (result) => metrics.collected(result),
     });
     const adminSocket = adminSocketPath(config.mount_point);
+    const node = new NodeStatus({
+      version: deps.version,
+      startedAt,
+      mountPoint: config.mount_point,
+      cacheDir,
+      contentCacheLimitBytes: config.max_content_cache_size_mb * 1024 * 1024,
+      registrar,
+      tree,
+      downloader: { socket: config.downloader_uds_path, states: deps.downloader },
+      ...(cfsd && { cfsd: { address: config.addr, health: () => cfsd.health() } }),
+    });
     const admin = await serveAdmin(
       {
         register: (image, options) => registrar.register(image, options),
         unregister: (name) => registrar.unregister(name),
         list: () => registrar.list(),
         collect: () => gc.run(),
+        status: () => node.status(),
+        layers: () => node.layers(),
       },
       adminSocket,
     );

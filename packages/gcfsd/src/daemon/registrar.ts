@@ -17,7 +17,7 @@ import {
   LayerDownloads,
   type PullCredential,
 } from './layer-downloads.js';
-import { type Availability, type LayerState, PENDING_WAIT_MS } from './layer-state.js';
+import { type Availability, type LayerInfo, type LayerState, PENDING_WAIT_MS } from './layer-state.js';
 import { prefetchImage } from './prefetch.js';
 import type { ReadReporter } from './read-reports.js';
 import { restoreImages } from './restore.js';
@@ -281,6 +281,11 @@ export class Registrar {
   /** Where a layer stands on this node (undefined: not here). */
   layerState(digest: string): LayerState | undefined {
     return this.#images.layerState(digest);
+  }
+
+  /** Every layer the node knows, with its size and the images naming it (see ServedImages.layers). */
+  layers(): Array<LayerInfo & { size: number; images: string[] }> {
+    return this.#images.layers();
   }
 
   /** Layers per state (a gauge). */

@@ -9,7 +9,6 @@ import { execFile } from 'node:child_process';
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ErrorCode, gcfsVersion, isGcfsError } from '@gcfs/core';
 import { AdminClient } from '@gcfs/gcfsd';
@@ -21,6 +20,8 @@ import {
   type ManagedProcess,
   makeTempDir,
   readCriLog,
+  repoBin,
+  runBin,
   startContainerd,
   startProcess,
   startRegistry,
@@ -28,8 +29,7 @@ import {
 import { busyboxEntries, PAUSE_IMAGE, pushTestImage } from './cri-images.js';
 
 const execFileAsync = promisify(execFile);
-// test/dist/gke-command-line.test.js → packages/gcfsd/bin/gcfsd
-const GCFSD = fileURLToPath(new URL('../../packages/gcfsd/bin/gcfsd', import.meta.url));
+const GCFSD = repoBin('gcfsd');
 
 /** busybox and a layer of its own: an image of several layers, said once all the same. */
 const APP_IMAGE: ImageSpec = {
@@ -197,6 +197,17 @@ test("GKE's command lines start gcfsd without --addr: containerd pulls through t
   } finally {
     admin.close();
   }
+
+  // gcfsctl finds it at GKE's mount point's admin socket and sees a healthy node without cfsd.
+  const status = await runBin(repoBin('gcfsctl'), ['--mount_point', join(run, 'mnt'), 'status', '--json']);
+  assert.equal(status.code, 0, status.stdout + status.stderr);
+  const node = JSON.parse(status.stdout) as { healthy: boolean; cfsd: { address: string; error?: string } };
+  assert.equal(node.healthy, true);
+  assert.deepEqual(node.cfsd, {
+    address: '',
+    reachable: false,
+    error: 'no --addr: every image is pulled normally (ERR_NO_BACKEND)',
+  });
 
   // containerd unpacked every layer itself, into gcfs's snapshotter: nothing in the mount.
   const { stdout } = await execFileAsync('ls', ['-A', join(run, 'mnt', 'images')]);

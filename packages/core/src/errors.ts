@@ -70,6 +70,8 @@ export const ErrorCode = {
   GcfsdUnavailable: 'ERR_GCFSD_UNAVAILABLE',
   /** A wait ended at its timeout before what it waited for happened (gcfsctl wait --timeout). */
   Timeout: 'ERR_TIMEOUT',
+  /** gcfsd runs without a content service address (no --addr): nothing is streamed, images are pulled normally. */
+  NoBackend: 'ERR_NO_BACKEND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

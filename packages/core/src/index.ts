@@ -13,3 +13,4 @@ export * from './private-paths.js';
 export * from './redact.js';
 export * from './retry-until-stopped.js';
 export * from './single-flight.js';
+export * from './version.js';

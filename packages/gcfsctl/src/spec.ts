@@ -1,7 +1,7 @@
 // gcfsctl's command line, declared once: yargs parses it and prints --help from it, and
 // docs/configuration.md's gcfsctl section is rendered from it (reference.ts).
 
-import { readFileSync } from 'node:fs';
+import { describeVersion } from '@gcfs/core';
 import { GCFSD_FLAGS } from '@gcfs/gcfsd/flags';
 import type { Options, PositionalOptions } from 'yargs';
 
@@ -87,9 +87,7 @@ export type CommandName = (typeof COMMANDS)[number]['command'] extends infer C
     : C
   : never;
 
-// dist/src/spec.js → the package's own package.json
-export const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/** The version of gcfs (gcfsd's and cfsd's too) and the commit it was built from. */
+export const VERSION = describeVersion();
 
 export const SUMMARY = "Watch and steer a node's gcfsd over its admin socket (root only).";

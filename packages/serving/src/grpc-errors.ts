@@ -25,6 +25,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.LayerUnavailable]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.LayerIndexing]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.ImageTooSmall]: GrpcStatus.FAILED_PRECONDITION,
+  [ErrorCode.NoBackend]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.Aborted]: GrpcStatus.CANCELLED,
 };
 

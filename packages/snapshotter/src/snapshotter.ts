@@ -44,14 +44,20 @@ export interface Mount {
 export interface SnapshotterOptions {
   /** The streaming side; without it every snapshot is a normal one. */
   remote?: RemoteLayers;
-  /** How long the other layers of an image that fell back fall back without asking (default 60 s). */
+  /**
+   * How long the other layers of an image that fell back fall back without asking (default
+   * 60 s); for ERR_NO_BACKEND, as long as the process runs.
+   */
   fallbackMemoryMs?: number;
 }
 
 export interface SnapshotterEvents {
   /** A layer was committed as a remote snapshot. */
   remote: [{ target: string; layer: RemoteLayerRef }];
-  /** An image is pulled normally instead of streamed (once per image within the memory's TTL). */
+  /**
+   * An image is pulled normally instead of streamed (once per image within the memory's TTL,
+   * once per image and process for ERR_NO_BACKEND).
+   */
   fallback: [FallbackEvent];
   /** The streaming side failed to release an image no snapshot uses. */
   releaseFailed: [{ layer: RemoteLayerRef; error: unknown }];
@@ -327,7 +333,7 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
 
   #fallBack(key: string, event: FallbackEvent): void {
     if (this.#fallbacks.has(key)) return;
-    this.#fallbacks.remember(key);
+    this.#fallbacks.remember(key, event.reason);
     this.emit('fallback', event);
   }
 

@@ -4,7 +4,7 @@
 
 import { dirname, join } from 'node:path';
 import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
-import { describeError, ensurePrivateDir, type Logger } from '@gcfs/core';
+import { describeError, ErrorCode, ensurePrivateDir, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { serveMetrics } from '@gcfs/serving';
 import { type GcfsdConfig, layerCacheDir, registryAccess } from '../flags.js';
@@ -80,8 +80,9 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
   const startedAt = Date.now();
   // The same default as the downloader's, so both processes agree on the cache dir.
   const cacheDir = layerCacheDir(config);
-  // Refuse a bad configuration before touching mounts, ports or directories.
-  const clientOptions = clientOptionsFromFlags(config);
+  // Refuse a bad configuration before touching mounts, ports or directories. No --addr (GKE's
+  // command line): no content service, every image pulled normally (ERR_NO_BACKEND).
+  const clientOptions = config.addr === '' ? undefined : clientOptionsFromFlags(config);
   const eventsTo =
     config.event_reporter_type === 'k8s' ? await chooseApiServer(config.kubeconfig) : undefined;
   const cleanups: Array<() => unknown> = [];
@@ -115,15 +116,24 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     const cached = await listCachedLayers(cacheDir);
     logger.info(`Detected ${cached.length} existing layers in cacheDir`, { module: 'layercache' });
 
-    logger.info(
-      `GCFSD (version=${JSON.stringify(deps.version)}): creating Container File System client with addr=${JSON.stringify(config.addr)}, layer_cache_dir=${JSON.stringify(cacheDir)}`,
-    );
-    const cfsd = new CfsdClient({
-      ...clientOptions,
-      client: { ...clientOptions.client, uid: clientUid },
-    });
-    cfsd.on('blockFetch', (event) => metrics.blockFetched(event));
-    cleanups.push(() => cfsd.close());
+    let cfsd: CfsdClient | undefined;
+    if (clientOptions !== undefined) {
+      logger.info(
+        `GCFSD (version=${JSON.stringify(deps.version)}): creating Container File System client with addr=${JSON.stringify(config.addr)}, layer_cache_dir=${JSON.stringify(cacheDir)}`,
+      );
+      const client = new CfsdClient({
+        ...clientOptions,
+        client: { ...clientOptions.client, uid: clientUid },
+      });
+      client.on('blockFetch', (event) => metrics.blockFetched(event));
+      cleanups.push(() => client.close());
+      cfsd = client;
+    } else {
+      logger.warn(
+        `GCFSD (version=${JSON.stringify(deps.version)}): no Container File System address (--addr): nothing is streamed, every image is pulled normally`,
+        { reason: ErrorCode.NoBackend, layer_cache_dir: cacheDir },
+      );
+    }
     cleanups.push(() => deps.downloader.close());
     const db: ImagesInUse = await openImagesInUse(config.images_in_use_db_path);
     cleanups.push(() => db.close());
@@ -184,7 +194,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     cleanups.push(() => tree.unmount());
 
     const registrar = new Registrar({
-      cfsd: { authImage: (image, credentials, options) => cfsd.authImage(image, credentials, options) },
+      cfsd,
       tree,
       sessions,
       db,
@@ -258,7 +268,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       registrar,
       tree,
       downloader: { socket: config.downloader_uds_path, states: deps.downloader },
-      cfsd: { address: config.addr, health: () => cfsd.health() },
+      ...(cfsd && { cfsd: { address: config.addr, health: () => cfsd.health() } }),
     });
     const admin = await serveAdmin(
       {

@@ -92,7 +92,11 @@ export class NodeStatus {
   async #cfsd(): Promise<NodeStatusView['cfsd']> {
     const cfsd = this.#o.cfsd;
     if (cfsd === undefined)
-      return { address: '', reachable: false, error: 'no --addr: every image is pulled' };
+      return {
+        address: '',
+        reachable: false,
+        error: 'no --addr: every image is pulled normally (ERR_NO_BACKEND)',
+      };
     const health = await cfsd.health();
     return { address: cfsd.address, ...(health.serving ? { reachable: true } : peerDown(health.reason)) };
   }

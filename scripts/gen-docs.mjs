@@ -6,10 +6,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CFSD_COMMAND } from '@gcfs/cfsd';
 import { renderConfigurationDoc } from '@gcfs/cli';
+import { renderGcfsctlReference } from '@gcfs/gcfsctl';
 import { GCFSD_COMMAND } from '@gcfs/gcfsd';
 
 const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'configuration.md');
-const wanted = renderConfigurationDoc([GCFSD_COMMAND, CFSD_COMMAND]);
+const wanted = renderConfigurationDoc(
+  [GCFSD_COMMAND, CFSD_COMMAND],
+  [{ program: 'gcfsctl', markdown: renderGcfsctlReference() }],
+);
 if (process.argv.includes('--check')) {
   let current = '';
   try {

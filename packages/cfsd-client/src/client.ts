@@ -2,13 +2,14 @@
 // events its metrics count.
 
 import { EventEmitter } from 'node:events';
-import { type BackoffOptions, ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
-import type { containerfs } from '@gcfs/proto';
+import { type BackoffOptions, describeError, ErrorCode, GcfsError, registerSecret } from '@gcfs/core';
+import { type containerfs, health } from '@gcfs/proto';
+import { connectFailure } from '@gcfs/serving';
 import type { CfsdClientEvents } from './events.js';
 import { backoffPolicy, fixedPolicy } from './retry.js';
 import { CfsdRpc } from './rpc.js';
 import { type CallOptions, ImageSession, type RegistryCredentials } from './session.js';
-import type { CallKind } from './status.js';
+import { type CallKind, isServiceError, statusName } from './status.js';
 import type { TlsOptions } from './transport.js';
 
 export interface CfsdClientOptions {
@@ -142,12 +143,27 @@ export class CfsdClient extends EventEmitter<CfsdClientEvents> {
     return session;
   }
 
-  /** Close every session and the channel; calls in flight fail with CANCELLED. */
-  /** Whether cfsd can be reached now (connected, or connecting within `timeoutMs`). */
-  reachable(timeoutMs = 2_000): Promise<boolean> {
-    return this.#closed ? Promise.resolve(false) : this.#rpc.reachable(timeoutMs);
+  /**
+   * Whether cfsd answers its gRPC health check as SERVING within `timeoutMs` (one attempt,
+   * on the sessions' channel), and why not when it does not: for status pages.
+   */
+  async health(timeoutMs = 2_000): Promise<{ serving: true } | { serving: false; reason: string }> {
+    try {
+      const status = await this.#rpc.checkHealth(timeoutMs);
+      if (status === health.HealthCheckResponse_ServingStatus.SERVING) return { serving: true };
+      return {
+        serving: false,
+        reason: `its health check answers ${health.HealthCheckResponse_ServingStatus[status]}`,
+      };
+    } catch (err) {
+      const reason = isServiceError(err)
+        ? `${statusName(err.code)}: ${connectFailure(err.details)}`
+        : describeError(err);
+      return { serving: false, reason };
+    }
   }
 
+  /** Close every session and the channel; calls in flight fail with CANCELLED. */
   close(): void {
     this.#closed = true;
     for (const session of [...this.#sessions]) session.close();

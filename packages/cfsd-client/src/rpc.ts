@@ -3,8 +3,7 @@
 
 import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { containerfs } from '@gcfs/proto';
-import { connectivityState } from '@grpc/grpc-js';
+import { containerfs, health } from '@gcfs/proto';
 import type { CfsdClientEvents } from './events.js';
 import { type RetryPolicy, withRetry } from './retry.js';
 import { type CallKind, isServiceError, statusName } from './status.js';
@@ -25,6 +24,7 @@ export interface RpcOptions {
 
 export class CfsdRpc {
   readonly #client: containerfs.ContainerFSClient;
+  readonly #health: health.HealthClient;
   readonly #options: RpcOptions;
   readonly #events: EventEmitter<CfsdClientEvents>;
 
@@ -36,6 +36,15 @@ export class CfsdRpc {
       channelCredentials(options.tls),
       channelOptions(options.reconnect),
     );
+    this.#health = new health.HealthClient(options.address, channelCredentials(options.tls), {
+      channelOverride: this.#client.getChannel(),
+    });
+  }
+
+  /** grpc.health.v1's Check of the whole server on the same channel: one attempt, no events. */
+  async checkHealth(deadlineMs: number): Promise<health.HealthCheckResponse_ServingStatus> {
+    const c = this.#health;
+    return (await unaryCall(c.check.bind(c), { service: '' }, deadlineMs)).status;
   }
 
   authImage(
@@ -86,24 +95,6 @@ export class CfsdRpc {
     return this.#call('reportReads', signal, (deadline) =>
       unaryCall(c.reportImageReads.bind(c), request, deadline, signal),
     );
-  }
-
-  /**
-   * Whether the channel to cfsd is connected, or connects within `timeoutMs` (an idle
-   * channel is asked to connect): for readiness probes, without a call of the service.
-   */
-  async reachable(timeoutMs: number): Promise<boolean> {
-    const channel = this.#client.getChannel();
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const state = channel.getConnectivityState(true);
-      if (state === connectivityState.READY) return true;
-      if (state === connectivityState.SHUTDOWN || Date.now() >= deadline) return false;
-      const changed = await new Promise<boolean>((resolve) =>
-        channel.watchConnectivityState(state, deadline, (err) => resolve(err === undefined)),
-      );
-      if (!changed) return false;
-    }
   }
 
   close(): void {

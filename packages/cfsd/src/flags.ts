@@ -1,9 +1,8 @@
 // Every flag of cfsd. The parser, `cfsd --help` and docs/configuration.md are generated
 // from this table.
 
-import { readFileSync } from 'node:fs';
 import { type CommandSpec, defineFlags, emptyOrAbsolutePath } from '@gcfs/cli';
-import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
+import { describeVersion, LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
 
 const SERVING = 'Serving';
 const STORAGE = 'Index and storage';
@@ -145,7 +144,8 @@ export const CFSD_FLAGS = defineFlags([
     choices: LOG_LEVELS,
     default: 'info',
     group: MONITORING,
-    description: 'Logging level',
+    description:
+      'Logging level, as logrus names them (trace, debug, info, warn or warning, error, fatal, panic)',
   },
   {
     name: 'log_formatter',
@@ -157,13 +157,9 @@ export const CFSD_FLAGS = defineFlags([
   },
 ]);
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-
 export const CFSD_COMMAND: CommandSpec<typeof CFSD_FLAGS> = {
   program: 'cfsd',
-  version,
+  version: describeVersion(),
   summary:
     'The Container File System content service: indexes unmodified OCI images on first request and serves their files block by block to gcfsd.',
   flags: CFSD_FLAGS,

@@ -1,12 +1,13 @@
 // The cfsd executable: flags, logging, the service, graceful shutdown on SIGTERM/SIGINT.
 
 import { readFile } from 'node:fs/promises';
-import { loggableValues, resolveCommandLine } from '@gcfs/cli';
+import { compatibilityNotice, loggableValues, resolveCommandLine } from '@gcfs/cli';
 import {
   createLogger,
   describeError,
   describeTightening,
   formatMode,
+  gcfsVersion,
   type Logger,
   looseSecretMode,
   onPermissionsTightened,
@@ -21,7 +22,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ level: config.log_level, format: config.log_formatter }).child({
     module: 'cfsd',
   });
-  for (const message of commandLine.deprecations) logger.warn(message);
+  const notice = compatibilityNotice(commandLine);
+  if (notice !== undefined) logger.info(notice);
   logger.debug('Effective configuration', loggableValues(CFSD_COMMAND.flags, config));
 
   if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {
@@ -85,7 +87,7 @@ async function main(argv: readonly string[]): Promise<number> {
       }),
     );
     logger.info('cfsd serving', {
-      version: CFSD_COMMAND.version,
+      ...gcfsVersion(),
       addr: cfsd.address,
       metrics: cfsd.metricsAddress ?? 'disabled',
       store: config.store,

@@ -1,4 +1,4 @@
-import { toServiceError } from '@gcfs/serving';
+import { registerBuildInfo, toServiceError } from '@gcfs/serving';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LayerCompactor } from './layer-compactor.js';
@@ -66,6 +66,7 @@ export class CfsdMetrics {
   });
 
   constructor(cache?: CacheStats) {
+    registerBuildInfo(this.registry);
     if (cache) {
       const registry = this.registry;
       new Gauge({

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { describeVersion, gcfsVersion } from '@gcfs/core';
 import { containerfs, health } from '@gcfs/proto';
 import {
   curl,
@@ -102,6 +103,8 @@ test('metrics, health (gRPC and HTTP) and prefetch reports', async (t) => {
   assert.match(metrics, /cfsd_layer_index_duration_seconds_count 1/);
   assert.match(metrics, /cfsd_block_bytes_served_total [1-9]/);
   assert.match(metrics, /cfsd_block_cache_hit_ratio/);
+  const { version, commit } = gcfsVersion();
+  assert.ok(metrics.includes(`gcfs_build_info{version="${version}",commit="${commit}"} 1`), metrics);
   assert.equal((await curl(['-sS', `http://${cfsd.metricsAddress}/healthz`])).status, 200);
 
   // A restarted cfsd on the same store still has the report.
@@ -143,7 +146,10 @@ test('serves on a Unix socket and over TLS', async (t) => {
   await assert.rejects(plain.authImage({ image }), { code: 14 });
 });
 
-test('cfsd executable: --help, bad flags exit 2 with one line', () => {
+test('cfsd executable: --help, --version, bad flags exit 2 with one line', () => {
+  const version = spawnSync(CFSD_BIN, ['--version'], { encoding: 'utf8' });
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout, `cfsd ${describeVersion()}\n`);
   const help = spawnSync(CFSD_BIN, ['--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   for (const flag of ['listen', 'store', 'block_size_kb', 'session_ttl', 'metrics_listen'])
@@ -156,7 +162,7 @@ test('cfsd executable: --help, bad flags exit 2 with one line', () => {
   }
 });
 
-test('cfsd executable: a 0755 store dir is tightened to 0700 and logged; keys readable by others are warned about, not changed', async (t) => {
+test('cfsd executable: says its version and commit when serving; a 0755 store dir is tightened to 0700 and logged; keys readable by others are warned about, not changed', async (t) => {
   const dir = await tempDirFor(t, 'gcfs-cfsd-modes-');
   const store = join(dir.path, 'store');
   await mkdir(store, { mode: 0o755 });
@@ -177,6 +183,11 @@ test('cfsd executable: a 0755 store dir is tightened to 0700 and logged; keys re
   });
   t.after(() => child.stop());
   const log = child.output();
+  const { version, commit } = gcfsVersion();
+  assert.match(
+    log,
+    new RegExp(`msg="cfsd serving" .*commit=${commit} .*version=${version.replaceAll('.', '\\.')}`),
+  );
   assert.match(log, new RegExp(`Tightened permissions of ${store} from 0755 to 0700`));
   assert.match(log, /--session_key_file \S+ is readable by other users \(mode 0644\): chmod 0600 it/);
   assert.equal((await stat(store)).mode & 0o7777, 0o700);

@@ -20,7 +20,7 @@ export interface CommandSpec<T extends readonly FlagDefinition[]> {
 export interface CommandLine<T extends readonly FlagDefinition[]> {
   values: FlagValues<T>;
   explicit: ReadonlySet<string>;
-  deprecations: string[];
+  compatibility: Array<{ flag: string; reason: string }>;
 }
 
 export interface CommandIo {
@@ -57,6 +57,18 @@ export function resolveCommandLine<const T extends readonly FlagDefinition[]>(
     io.stderr.write(`${spec.program}: ${err.message.replaceAll('\n', ' ')}\n`);
     return { exitCode: EXIT_USAGE };
   }
+}
+
+/**
+ * The one start-up line about compatibility-only flags that were given (GKE's command line
+ * has one), or undefined when none was.
+ */
+export function compatibilityNotice(
+  commandLine: Pick<CommandLine<never>, 'compatibility'>,
+): string | undefined {
+  if (commandLine.compatibility.length === 0) return undefined;
+  const flags = commandLine.compatibility.map(({ flag, reason }) => `--${flag} (${reason})`);
+  return `Flags accepted for compatibility, without effect: ${flags.join('; ')}`;
 }
 
 /** Parsed values as log fields: sensitive values replaced, durations in Go form. */

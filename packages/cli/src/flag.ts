@@ -10,8 +10,12 @@ interface FlagBase<T> {
   /** snake_case, written `--name` on the command line. */
   name: string;
   description: string;
-  /** Set when the flag is kept only for compatibility: what to use instead. */
-  deprecated?: string;
+  /**
+   * Set when the flag is accepted only so that GKE's command lines run unchanged and has no
+   * effect here: why (and what to use instead, if anything). gcfsd says so at start when one
+   * is given; `--help` and docs/configuration.md say so always.
+   */
+  compatibility?: string;
   /** Section in `--help` and in the docs. */
   group?: string;
   /** The value is a credential: never logged, never shown. */

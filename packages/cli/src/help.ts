@@ -18,10 +18,14 @@ export function groupFlags(flags: readonly FlagDefinition[]): Array<[string, Fla
   return [...groups].map(([group, members]) => [group, members.sort((a, b) => a.name.localeCompare(b.name))]);
 }
 
-/** The meaning of a flag with its deprecation note in front, as one line. */
+/** The meaning of a flag, a compatibility-only flag's note in front, as one line. */
 export function flagMeaning(flag: FlagDefinition): string {
-  return flag.deprecated ? `Deprecated (${flag.deprecated}): ${flag.description}` : flag.description;
+  return flag.compatibility
+    ? `${COMPATIBILITY_ONLY} (${flag.compatibility}): ${flag.description}`
+    : flag.description;
 }
+
+export const COMPATIBILITY_ONLY = 'Compatibility only, no effect';
 
 export const SYNTAX_NOTE =
   'Flags are written -name=value, -name value, --name=value or --name value; a bool flag alone means true. ' +

@@ -15,8 +15,8 @@ export type ParseResult<T extends readonly FlagDefinition[]> =
       values: FlagValues<T>;
       /** Flags given on the command line (the rest hold their defaults). */
       explicit: ReadonlySet<string>;
-      /** One message per deprecated flag that was given. */
-      deprecations: string[];
+      /** The compatibility-only flags that were given (see FlagBase.compatibility). */
+      compatibility: Array<{ flag: string; reason: string }>;
     }
   | { action: 'help' }
   | { action: 'version' };
@@ -159,7 +159,7 @@ export function parseFlags<const T extends readonly FlagDefinition[]>(
   const parsed = runYargs(flags, normalized.tokens);
   const values: Record<string, unknown> = {};
   const explicit = new Set<string>();
-  const deprecations: string[] = [];
+  const compatibility: Array<{ flag: string; reason: string }> = [];
   for (const flag of flags) {
     if (!(flag.name in parsed)) {
       values[flag.name] = flag.type === 'list' ? [...flag.default] : flag.default;
@@ -175,7 +175,7 @@ export function parseFlags<const T extends readonly FlagDefinition[]>(
     }
     values[flag.name] = value;
     explicit.add(flag.name);
-    if (flag.deprecated) deprecations.push(`flag --${flag.name} is deprecated: ${flag.deprecated}`);
+    if (flag.compatibility) compatibility.push({ flag: flag.name, reason: flag.compatibility });
   }
-  return { action: 'run', values: values as FlagValues<T>, explicit, deprecations };
+  return { action: 'run', values: values as FlagValues<T>, explicit, compatibility };
 }

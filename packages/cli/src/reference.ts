@@ -3,7 +3,7 @@
 
 import type { CommandSpec } from './command.js';
 import { type FlagDefinition, formatDefault, formatRange } from './flag.js';
-import { flagMeaning, groupFlags, SYNTAX_NOTE } from './help.js';
+import { COMPATIBILITY_ONLY, flagMeaning, groupFlags, SYNTAX_NOTE } from './help.js';
 
 /** Make text safe inside a table cell: pipes escaped, `<` outside code spans escaped. */
 function cell(text: string): string {
@@ -25,8 +25,8 @@ function meaningCell(flag: FlagDefinition): string {
     flag.extension ? ' *(gcfs addition)*' : '',
     flag.sensitive ? ' *(secret: never logged)*' : '',
   ];
-  const meaning = flag.deprecated
-    ? `**Deprecated** (${flag.deprecated}): ${flag.description}`
+  const meaning = flag.compatibility
+    ? `**${COMPATIBILITY_ONLY}** (${flag.compatibility}): ${flag.description}`
     : flagMeaning(flag);
   return cell(meaning) + notes.join('');
 }
@@ -51,9 +51,13 @@ export function renderFlagReference(spec: CommandSpec<readonly FlagDefinition[]>
   return `${out.join('\n')}\n`;
 }
 
-/** docs/configuration.md: an introduction, then one section per executable. */
+/**
+ * docs/configuration.md: an introduction, then one section per executable, then sections
+ * rendered elsewhere (`extra`: a command-line tool whose options are not a flag table).
+ */
 export function renderConfigurationDoc(
   sections: ReadonlyArray<CommandSpec<readonly FlagDefinition[]>>,
+  extra: ReadonlyArray<{ program: string; markdown: string }> = [],
 ): string {
   const intro = [
     '# Configuration reference',
@@ -62,7 +66,11 @@ export function renderConfigurationDoc(
     '',
     'Every executable is configured by command-line flags only. An unknown flag or a bad value',
     'stops the executable with exit code 2 and one line on stderr naming the flag.',
-    `Sections: ${sections.map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
+    `Flags marked **${COMPATIBILITY_ONLY}** are accepted so that GKE's command lines run unchanged,`,
+    'and do nothing here; the executable says at start, in one info line, which of them it was given.',
+    `Sections: ${[...sections, ...extra].map((s) => `[${s.program}](#${s.program})`).join(', ')}.`,
   ].join('\n');
-  return [intro, ...sections.map((spec) => renderFlagReference(spec))].join('\n\n');
+  return [intro, ...sections.map((spec) => renderFlagReference(spec)), ...extra.map((e) => e.markdown)].join(
+    '\n\n',
+  );
 }

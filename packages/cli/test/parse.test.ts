@@ -21,7 +21,7 @@ const FLAGS = defineFlags([
     description: 'validated',
   },
   { name: 'secret', type: 'string', default: '', sensitive: true, description: 'a credential' },
-  { name: 'old_size', type: 'int', default: 0, deprecated: 'use count', description: 'old' },
+  { name: 'old_size', type: 'int', default: 0, compatibility: 'use count', description: 'old' },
 ]);
 
 type Values = FlagValues<typeof FLAGS>;
@@ -62,7 +62,7 @@ describe('parseFlags', () => {
       old_size: 0,
     });
     assert.equal(result.explicit.size, 0);
-    assert.deepEqual(result.deprecations, []);
+    assert.deepEqual(result.compatibility, []);
   });
 
   it('accepts --x=v, --x v, -x=v and -x v', () => {
@@ -131,11 +131,14 @@ describe('parseFlags', () => {
     assert.equal(run('--count=4', '-count=6').count, 6);
   });
 
-  it('records explicit flags and deprecations', () => {
+  it('records explicit flags and the compatibility-only ones given', () => {
     const result = parseFlags(FLAGS, ['--old_size=36', '--count=3']);
     assert.equal(result.action, 'run');
     assert.deepEqual([...result.explicit].sort(), ['count', 'old_size']);
-    assert.deepEqual(result.deprecations, ['flag --old_size is deprecated: use count']);
+    assert.deepEqual(result.compatibility, [{ flag: 'old_size', reason: 'use count' }]);
+    const none = parseFlags(FLAGS, ['--count=3']);
+    assert.equal(none.action, 'run');
+    assert.deepEqual(none.compatibility, []);
   });
 
   it('answers help and version', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { type CommandSpec, loggableValues, resolveCommandLine } from '../src/command.js';
+import { type CommandSpec, compatibilityNotice, loggableValues, resolveCommandLine } from '../src/command.js';
 import { defineFlags } from '../src/flag.js';
 import { formatHelp } from '../src/help.js';
 import { renderFlagReference } from '../src/reference.js';
@@ -26,7 +26,7 @@ const FLAGS = defineFlags([
     type: 'int',
     default: 0,
     group: 'Timing',
-    deprecated: 'use wait',
+    compatibility: 'use wait',
     extension: true,
     description: 'old knob',
   },
@@ -56,7 +56,7 @@ describe('formatHelp', () => {
     assert.match(help, /^ {2}-wait=30m0s \(duration\): how long$/m);
     assert.match(help, /^ {2}-mode="k8s" \(none\|k8s\): Reporter: none\|k8s, see <docs>$/m);
     assert.match(help, /^ {2}-items="a,b" \(list\): ungrouped list$/m);
-    assert.match(help, /^ {2}-legacy_mb=0 \(int\): Deprecated \(use wait\): old knob$/m);
+    assert.match(help, /^ {2}-legacy_mb=0 \(int\): Compatibility only, no effect \(use wait\): old knob$/m);
     assert.match(help, /^ {2}-retries=3 \(int, 1\.\.9\): tries$/m);
     assert.match(help, /^ {2}-delay=1s \(duration, min 500ms\): pause$/m);
     assert.match(help, /^ {2}-help: /m);
@@ -110,7 +110,7 @@ describe('renderFlagReference', () => {
     );
     assert.match(
       md,
-      /\| `--legacy_mb` \| int \| `0` \| \*\*Deprecated\*\* \(use wait\): old knob \*\(gcfs addition\)\* \|$/m,
+      /\| `--legacy_mb` \| int \| `0` \| \*\*Compatibility only, no effect\*\* \(use wait\): old knob \*\(gcfs addition\)\* \|$/m,
     );
   });
 });
@@ -142,6 +142,20 @@ describe('resolveCommandLine', () => {
     c = capture();
     assert.deepEqual(resolveCommandLine(SPEC, ['--wait=soon'], c.io), { exitCode: 2 });
     assert.match(c.err(), /^demo: invalid flag --wait: "soon" is not a duration[^\n]*\n$/);
+  });
+});
+
+describe('compatibilityNotice', () => {
+  it('names each compatibility-only flag given, with why, in one line; nothing when none is', () => {
+    const given = resolveCommandLine(SPEC, ['--legacy_mb=36', '--wait=1s']);
+    assert.ok(!('exitCode' in given));
+    assert.equal(
+      compatibilityNotice(given),
+      'Flags accepted for compatibility, without effect: --legacy_mb (use wait)',
+    );
+    const none = resolveCommandLine(SPEC, ['--wait=1s']);
+    assert.ok(!('exitCode' in none));
+    assert.equal(compatibilityNotice(none), undefined);
   });
 });
 

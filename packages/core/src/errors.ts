@@ -66,6 +66,12 @@ export const ErrorCode = {
   LayerIndexing: 'ERR_LAYER_INDEXING',
   /** The image is smaller than streaming pays for (gcfsd's --min_streamed_image_size_mb): pulled normally. */
   ImageTooSmall: 'ERR_IMAGE_TOO_SMALL',
+  /** gcfsd's admin socket cannot be reached (gcfsd is not running, or another mount point's). */
+  GcfsdUnavailable: 'ERR_GCFSD_UNAVAILABLE',
+  /** A wait ended at its timeout before what it waited for happened (gcfsctl wait --timeout). */
+  Timeout: 'ERR_TIMEOUT',
+  /** gcfsd runs without a content service address (no --addr): nothing is streamed, images are pulled normally. */
+  NoBackend: 'ERR_NO_BACKEND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,6 +1,7 @@
 export * from './backoff.js';
 export * from './descriptor.js';
 export * from './digest.js';
+export * from './disk-usage.js';
 export * from './durable-files.js';
 export * from './errors.js';
 export * from './length-checks.js';
@@ -12,3 +13,4 @@ export * from './private-paths.js';
 export * from './redact.js';
 export * from './retry-until-stopped.js';
 export * from './single-flight.js';
+export * from './version.js';

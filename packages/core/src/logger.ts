@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { describeError } from './errors.js';
 import { redact } from './redact.js';
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+/** What --log_level accepts: logrus's level names (ParseLevel takes `warn` for `warning` too). */
+export const LOG_LEVELS = ['panic', 'fatal', 'error', 'warning', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -69,8 +70,21 @@ function lineSink(format: LogFormat, destination: NodeJS.WritableStream): Writab
   });
 }
 
-function wrap(instance: pino.Logger): Logger {
-  const call = (level: LogLevel) => (msg: string, fields?: LogFields) => {
+// pino's names for logrus's levels; logrus's `panic` is one above fatal.
+type PinoLevel = 'panic' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const PINO_LEVELS = { panic: 70 };
+
+function pinoLevel(level: LogLevel): PinoLevel {
+  return level === 'warning' ? 'warn' : level;
+}
+
+/** The level's name in a line, as logrus prints it: `warning` where pino says `warn`. */
+function logrusLevel(label: string): string {
+  return label === 'warn' ? 'warning' : label;
+}
+
+function wrap(instance: pino.Logger<'panic'>): Logger {
+  const call = (level: PinoLevel) => (msg: string, fields?: LogFields) => {
     const extra = errorFields(fields);
     if (extra) instance[level](extra, msg);
     else instance[level](msg);
@@ -82,20 +96,24 @@ function wrap(instance: pino.Logger): Logger {
     error: call('error'),
     fatal: call('fatal'),
     child: (fields) => wrap(instance.child(fields)),
-    isLevelEnabled: (level) => instance.isLevelEnabled(level),
+    isLevelEnabled: (level) => instance.isLevelEnabled(pinoLevel(level)),
   };
 }
 
-/** A logger writing logrus-compatible text (`time=… level=… msg=… module=…`) or JSON lines. */
+/**
+ * A logger writing logrus-compatible text (`time=… level=… msg=… module=…`) or JSON lines,
+ * levels named as logrus names them (`warning`, not `warn`).
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? 'text';
   const instance = pino(
     {
-      level: options.level ?? 'info',
+      level: pinoLevel(options.level ?? 'info'),
+      customLevels: PINO_LEVELS,
       base: null,
       messageKey: 'msg',
       timestamp: () => `,"time":"${new Date().toISOString()}"`,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: logrusLevel(label) }) },
     },
     lineSink(format, options.destination ?? process.stderr),
   );

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { createLogger, formatLogrusText, type LogFormat } from '../src/index.js';
+import { createLogger, formatLogrusText, LOG_LEVELS, type LogFormat, type LogLevel } from '../src/index.js';
 
-function capture(format: LogFormat, level: 'debug' | 'info' | 'warn' = 'info') {
+function capture(format: LogFormat, level: LogLevel = 'info') {
   const sink = new PassThrough();
   const lines: string[] = [];
   sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
@@ -24,10 +24,52 @@ test('json format carries level, msg, time and fields', () => {
   const { logger, lines } = capture('json');
   logger.warn('slow', { image: 'docker.io/library/busybox:latest' });
   const record = JSON.parse(lines[0]!);
-  assert.equal(record.level, 'warn');
+  assert.equal(record.level, 'warning');
   assert.equal(record.msg, 'slow');
   assert.equal(record.image, 'docker.io/library/busybox:latest');
   assert.ok(!Number.isNaN(Date.parse(record.time)));
+});
+
+test('levels print as logrus prints them, in text and json: warning, not warn', () => {
+  for (const format of ['text', 'json'] as const) {
+    const { logger, lines } = capture(format, 'debug');
+    logger.debug('d');
+    logger.info('i');
+    logger.warn('w');
+    logger.error('e');
+    logger.fatal('f');
+    const levels = lines.map((line) =>
+      format === 'json' ? (JSON.parse(line) as { level: string }).level : /level=(\w+)/.exec(line)?.[1],
+    );
+    assert.deepEqual(levels, ['debug', 'info', 'warning', 'error', 'fatal'], format);
+  }
+});
+
+test("--log_level takes logrus's names, warning and warn alike, and filters as logrus does", () => {
+  assert.deepEqual(LOG_LEVELS, ['panic', 'fatal', 'error', 'warning', 'warn', 'info', 'debug', 'trace']);
+  const shown = (level: LogLevel) => {
+    const { logger, lines } = capture('text', level);
+    logger.debug('d');
+    logger.info('i');
+    logger.warn('w');
+    logger.error('e');
+    logger.fatal('f');
+    return lines.map((line) => /msg=(\w)/.exec(line)?.[1]).join('');
+  };
+  assert.equal(shown('trace'), 'diwef');
+  assert.equal(shown('debug'), 'diwef');
+  assert.equal(shown('info'), 'iwef');
+  assert.equal(shown('warning'), 'wef');
+  assert.equal(shown('warn'), 'wef');
+  assert.equal(shown('error'), 'ef');
+  assert.equal(shown('fatal'), 'f');
+  assert.equal(shown('panic'), '');
+  const trace = capture('text', 'trace').logger;
+  assert.ok(trace.isLevelEnabled('trace'));
+  const warning = capture('text', 'warning').logger;
+  assert.ok(
+    warning.isLevelEnabled('warn') && warning.isLevelEnabled('warning') && !warning.isLevelEnabled('info'),
+  );
 });
 
 test('levels filter: debug hidden at info, shown at debug', () => {

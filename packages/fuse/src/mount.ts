@@ -26,7 +26,7 @@ export interface MountOptions {
   mountPoint: string;
   /** FUSE async_read (--async_read); sync_read when false. Default true. */
   asyncRead?: boolean;
-  /** FUSE max_readahead in bytes (--max_read_ahead). Default 1 MiB. */
+  /** FUSE max_readahead in bytes (--max_read_ahead); 0 or less keeps the kernel's default. Default 1 MiB. */
   maxReadAhead?: number;
   /** libfuse's request trace on stderr (--fuse_debug). */
   debug?: boolean;
@@ -77,6 +77,9 @@ export class GcfsMount extends EventEmitter<FuseEvents> {
 
   /** Made by mountGcfs. */
   async mount(options: MountOptions, content: ContentOptions): Promise<void> {
+    // Not passed at all when not positive: max_readahead=0 would turn read-ahead off, and
+    // libfuse refuses a negative value.
+    const maxReadAhead = options.maxReadAhead ?? 1024 * 1024;
     const fuse = createFuse(this.mountPoint, this.#operations.handlers(), {
       allowOther: true,
       defaultPermissions: true,
@@ -89,7 +92,7 @@ export class GcfsMount extends EventEmitter<FuseEvents> {
       extraOptions: [
         'ro',
         'use_ino',
-        `max_readahead=${options.maxReadAhead ?? 1024 * 1024}`,
+        ...(maxReadAhead > 0 ? [`max_readahead=${maxReadAhead}`] : []),
         `entry_timeout=${options.attrTimeoutSeconds ?? 30}`,
         `attr_timeout=${options.attrTimeoutSeconds ?? 30}`,
         options.asyncRead === false ? 'sync_read' : 'async_read',
@@ -167,6 +170,11 @@ async function mountsAt(mountPoint: string): Promise<MountEntry[]> {
       found.push({ device: fields[2] ?? '', fsType: fields[dash + 1] ?? '' });
   }
   return found;
+}
+
+/** Whether a FUSE file system is mounted at `mountPoint` (read from mountinfo, not the mount). */
+export async function isFuseMounted(mountPoint: string): Promise<boolean> {
+  return (await mountsAt(await canonical(mountPoint))).some((mount) => mount.fsType.startsWith('fuse'));
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { layerDirName } from '@gcfs/core';
@@ -55,4 +55,38 @@ test('with failOnMaxReadBlocks, a read needing more blocks than maxReadBlocks fa
     sh(`dd if='${big}' of=/dev/null bs=128k count=1 skip=1 iflag=direct`),
     /Input\/output error/,
   );
+});
+
+/** The read-ahead the kernel gives the FUSE mount at `mnt`, in KiB, once it is initialized. */
+async function readAheadKb(mnt: string): Promise<number> {
+  // The first request waits for FUSE's INIT, which sets the read-ahead.
+  await sh(`ls '${mnt}'`);
+  const line = (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .find((entry) => entry.split(' ')[4] === mnt);
+  const device = line?.split(' ')[2];
+  assert.ok(device, `${mnt} is not mounted`);
+  return Number((await readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim());
+}
+
+test("maxReadAhead of 0 or less keeps the kernel's read-ahead; a positive one sets the mount's", async (t) => {
+  const dir = await makeTempDir('gcfs-fuse-readahead-');
+  const mnt = join(dir.path, 'mnt');
+  t.after(async () => {
+    await cleanStaleMount(mnt);
+    await dir.cleanup();
+  });
+  const readAheadWith = async (maxReadAhead: number) => {
+    const mount = await mountGcfs({ mountPoint: mnt, maxReadAhead });
+    try {
+      return await readAheadKb(mnt);
+    } finally {
+      await mount.unmount();
+    }
+  };
+  // VM_READAHEAD_PAGES: what the kernel gives a FUSE mount that asks for no limit.
+  const KERNEL_DEFAULT_KB = 128;
+  assert.equal(await readAheadWith(0), KERNEL_DEFAULT_KB);
+  assert.equal(await readAheadWith(-1), KERNEL_DEFAULT_KB);
+  assert.equal(await readAheadWith(16 * 1024), 16);
 });

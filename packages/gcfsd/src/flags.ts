@@ -2,10 +2,9 @@
 // so that its node init scripts run unchanged, plus the few this project adds (extension).
 // The parser, `--help` and docs/configuration.md are all generated from this table.
 
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { absolutePath, type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
-import { LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
+import { describeVersion, LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
 import type { RegistryAccessOptions } from '@gcfs/registry';
 
 const FUSE = 'FUSE server';
@@ -37,7 +36,8 @@ export const GCFSD_FLAGS = defineFlags([
     type: 'int',
     default: 1048576,
     group: FUSE,
-    description: 'FUSE max read-ahead size mount option (effective only for a positive flag value)',
+    description:
+      "FUSE max read-ahead size mount option, in bytes (effective only for a positive flag value: 0 or less keeps the kernel's default)",
   },
   {
     name: 'fuse_debug',
@@ -51,6 +51,8 @@ export const GCFSD_FLAGS = defineFlags([
     type: 'bool',
     default: true,
     group: FUSE,
+    compatibility:
+      "gcfs never cancels a read on a FUSE interrupt (libfuse's intr mount option is off), which is what the default true asks for",
     description: 'Switch to ignore FUSE interrupts on RPCs',
   },
   {
@@ -82,8 +84,9 @@ export const GCFSD_FLAGS = defineFlags([
     default: 0,
     min: 0,
     group: FUSE,
-    deprecated: 'use max_content_cache_size_mb',
-    description: 'Maximally allowed size (in MiB) of the former in-memory cache for large files; ignored',
+    compatibility:
+      'deprecated by GKE too: --max_content_cache_size_mb sizes the one in-memory content cache, large files included',
+    description: 'Maximally allowed size (in MiB) of the former in-memory cache for large files',
   },
   {
     name: 'flatten_images',
@@ -122,13 +125,14 @@ export const GCFSD_FLAGS = defineFlags([
     default: '',
     group: BACKEND,
     description:
-      'Container File System (cfsd) gRPC endpoint address, e.g. `dns:///cfsd.example:443`; if empty, a default address is constructed',
+      'Container File System (cfsd) gRPC endpoint address, e.g. `dns:///cfsd.example:443`; if empty (there is no regional default outside Google), nothing is streamed: gcfsd still serves the snapshotter, the keychain and the mount, and every image is pulled normally (fallback reason ERR_NO_BACKEND, once per image)',
   },
   {
     name: 'try_direct_path',
     type: 'bool',
     default: true,
     group: BACKEND,
+    compatibility: "DirectPath is a network path to Google's own services; gcfsd dials --addr as given",
     description: 'Switch to decide whether to try a direct network path to the backend first, then fall back',
   },
   {
@@ -346,6 +350,16 @@ export const GCFSD_FLAGS = defineFlags([
     description: 'Free form client version used for monitoring',
   },
   {
+    name: 'kubeconfig',
+    type: 'string',
+    default: '',
+    group: MONITORING,
+    extension: true,
+    validate: emptyOrAbsolutePath,
+    description:
+      "kubeconfig whose current context gcfsd posts its Kubernetes events with (token, tokenFile or client certificate; no exec plugin), e.g. a ServiceAccount's; a bad one stops gcfsd at start. Empty: the in-cluster service account if there is one, else the kubelet's kubeconfig (/etc/kubernetes/kubelet.conf or /var/lib/kubelet/kubeconfig) if one exists, else events are only logged",
+  },
+  {
     name: 'event_reporter_type',
     type: 'enum',
     choices: ['none', 'k8s'],
@@ -358,6 +372,7 @@ export const GCFSD_FLAGS = defineFlags([
     type: 'string',
     default: 'gke',
     group: MONITORING,
+    compatibility: 'gcfsd serves one set of Prometheus metrics on --port, whatever the flavor',
     description: 'Flavor of the metrics',
   },
   {
@@ -383,7 +398,7 @@ export const GCFSD_FLAGS = defineFlags([
     choices: LOG_LEVELS,
     default: 'info',
     group: MONITORING,
-    description: 'logrus logging level (debug, info, warn, error, fatal)',
+    description: 'logrus logging level (trace, debug, info, warn or warning, error, fatal, panic)',
   },
 ]);
 
@@ -407,14 +422,9 @@ export function registryAccess(
   };
 }
 
-// dist/src/flags.js → the package's own package.json
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-
 export const GCFSD_COMMAND: CommandSpec<typeof GCFSD_FLAGS> = {
   program: 'gcfsd',
-  version,
+  version: describeVersion(),
   summary:
     'The node daemon of gcfs image streaming: FUSE server and containerd snapshotter, or with --downloader the async layer downloader.',
   flags: GCFSD_FLAGS,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatHelp, parseFlags } from '@gcfs/cli';
-import { GCFSD_COMMAND, GCFSD_FLAGS } from '../src/flags.js';
+import { GCFSD_COMMAND, GCFSD_FLAGS, layerCacheDir } from '../src/flags.js';
 
 // MISSION.md's flag list, written out by hand: the table must match it exactly.
 const MISSION_DEFAULTS = {
@@ -40,8 +40,8 @@ const MISSION_DEFAULTS = {
   try_direct_path: true,
 };
 
-// Flags this project adds: for the snapshotter, the keychain's sockets and expiry, and the
-// downloader's registry access, metrics and pacing.
+// Flags this project adds: for the snapshotter, the keychain's sockets and expiry, the
+// downloader's registry access, metrics and pacing, and where events go.
 const OUR_DEFAULTS = {
   keychain_uds_path: '/run/gcfsd/keychain.sock',
   containerd_address: '/run/containerd/containerd.sock',
@@ -54,6 +54,7 @@ const OUR_DEFAULTS = {
   insecure_registry: [],
   downloader_metrics_port: 0,
   downloader_niceness: 10,
+  kubeconfig: '',
 };
 
 // GKE gcfsd's own `--help` (the seed): `-name=default` exactly as it prints them.
@@ -100,11 +101,18 @@ describe('gcfsd flag table', () => {
     assert.deepEqual(result.values, { ...MISSION_DEFAULTS, ...OUR_DEFAULTS });
   });
 
-  it('marks only our own flags as extensions, and the old cache flag as deprecated', () => {
+  it("marks only our own flags as extensions, and GKE's flags without effect here as compatibility-only", () => {
     const extensions = GCFSD_FLAGS.filter((f) => 'extension' in f && f.extension).map((f) => f.name);
     assert.deepEqual(extensions.sort(), Object.keys(OUR_DEFAULTS).sort());
-    const deprecated = GCFSD_FLAGS.filter((f) => 'deprecated' in f && f.deprecated).map((f) => f.name);
-    assert.deepEqual(deprecated, ['max_large_files_cache_size_mb']);
+    const compatibility = GCFSD_FLAGS.filter((f) => 'compatibility' in f && f.compatibility).map(
+      (f) => f.name,
+    );
+    assert.deepEqual(compatibility.sort(), [
+      'ignore_fuse_intr_on_rpc',
+      'max_large_files_cache_size_mb',
+      'metrics_flavor',
+      'try_direct_path',
+    ]);
   });
 
   it('prints every default in --help exactly as GKE gcfsd does', () => {
@@ -128,14 +136,20 @@ describe('gcfsd flag table', () => {
       server.values.layer_cache_dir,
       '/var/lib/containerd/io.containerd.snapshotter.v1.gcfs/snapshotter/layers',
     );
-    assert.deepEqual(server.deprecations, [
-      'flag --max_large_files_cache_size_mb is deprecated: use max_content_cache_size_mb',
-    ]);
+    assert.deepEqual(
+      server.compatibility.map((c) => c.flag),
+      ['max_large_files_cache_size_mb'],
+    );
 
     const downloader = parseFlags(GCFSD_FLAGS, ['-downloader', '-downloader_uds_path', '/tmp/d.sock']);
     assert.equal(downloader.action, 'run');
     assert.equal(downloader.values.downloader, true);
     assert.equal(downloader.values.downloader_uds_path, '/tmp/d.sock');
+    // The downloader's line names no cache dir: its default must be the one the server is given.
+    assert.equal(layerCacheDir(downloader.values), server.values.layer_cache_dir);
+    // Nor does the server's name the snapshotter's socket: its default is containerd's
+    // proxy_plugins address in GKE's config.toml (the seed).
+    assert.equal(server.values.snapshotter_uds_path, '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock');
   });
 
   it('rejects relative paths and out-of-range numbers', () => {

@@ -25,6 +25,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, GrpcStatus>> = {
   [ErrorCode.LayerUnavailable]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.LayerIndexing]: GrpcStatus.UNAVAILABLE,
   [ErrorCode.ImageTooSmall]: GrpcStatus.FAILED_PRECONDITION,
+  [ErrorCode.NoBackend]: GrpcStatus.FAILED_PRECONDITION,
   [ErrorCode.Aborted]: GrpcStatus.CANCELLED,
 };
 
@@ -84,4 +85,19 @@ export function fromServiceError(
   return new GcfsError(code, `${what}: ${GrpcStatus[err.code]}: ${err.details || err.message}`, {
     cause: err,
   });
+}
+
+/**
+ * grpc-js's text for a peer it cannot connect to ("No connection established. Last error:
+ * Error: connect ENOENT /run/x.sock. Resolution note: ") cut to the error itself
+ * ("connect ENOENT /run/x.sock"), for status pages; other text is returned as is.
+ */
+export function connectFailure(text: string): string {
+  const marker = 'Last error: ';
+  const at = text.indexOf(marker);
+  if (at < 0) return text;
+  let rest = text.slice(at + marker.length);
+  if (rest.startsWith('Error: ')) rest = rest.slice('Error: '.length);
+  const end = rest.indexOf('. Resolution note');
+  return end < 0 ? rest : rest.slice(0, end);
 }

@@ -105,15 +105,24 @@ export function sameImage(a: RemoteLayerRef, b: RemoteLayerRef): boolean {
 }
 
 /**
+ * Reasons that hold for as long as the process runs: an image refused for one of them is
+ * never asked about again, so its pull is reported once however long it takes.
+ */
+const LASTING_REASONS: ReadonlySet<FallbackReason> = new Set([ErrorCode.NoBackend]);
+
+/**
  * Remembers images that just fell back, so the other layers of the same pull fall back too
- * without asking again (and without a report per layer).
+ * without asking again (and without a report per layer). The oldest are forgotten beyond
+ * `maxKeys`, so that a node pulling ever new images keeps a bounded memory.
  */
 export class FallbackMemory {
   readonly #until = new Map<string, number>();
   readonly #ttlMs: number;
+  readonly #maxKeys: number;
 
-  constructor(ttlMs: number) {
+  constructor(ttlMs: number, maxKeys = 4096) {
     this.#ttlMs = ttlMs;
+    this.#maxKeys = maxKeys;
   }
 
   /** True when `key` fell back within the TTL. */
@@ -125,8 +134,13 @@ export class FallbackMemory {
     return false;
   }
 
-  remember(key: string, now = Date.now()): void {
-    this.#until.set(key, now + this.#ttlMs);
+  remember(key: string, reason: FallbackReason, now = Date.now()): void {
+    this.#until.delete(key);
+    this.#until.set(key, LASTING_REASONS.has(reason) ? Number.POSITIVE_INFINITY : now + this.#ttlMs);
+    for (const oldest of this.#until.keys()) {
+      if (this.#until.size <= this.#maxKeys) break;
+      this.#until.delete(oldest);
+    }
   }
 }
 

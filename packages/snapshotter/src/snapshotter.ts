@@ -8,7 +8,14 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, ensurePrivateDir, GcfsError, PRIVATE_DIR_MODE } from '@gcfs/core';
+import {
+  type DiskUsage,
+  diskUsage,
+  ErrorCode,
+  ensurePrivateDir,
+  GcfsError,
+  PRIVATE_DIR_MODE,
+} from '@gcfs/core';
 import { type FieldLookup, matchesFilter, parseFilters } from './filters.js';
 import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } from './metadata.js';
 import {
@@ -24,10 +31,8 @@ import {
   SNAPSHOT_REF_LABEL,
   sameImage,
 } from './remote.js';
-import { diskUsage, type Usage } from './usage.js';
 
 export type { SnapshotInfo, SnapshotKind } from './metadata.js';
-export type { Usage } from './usage.js';
 
 /** containerd.types.Mount without the target, which the caller chooses. */
 export interface Mount {
@@ -39,14 +44,20 @@ export interface Mount {
 export interface SnapshotterOptions {
   /** The streaming side; without it every snapshot is a normal one. */
   remote?: RemoteLayers;
-  /** How long the other layers of an image that fell back fall back without asking (default 60 s). */
+  /**
+   * How long the other layers of an image that fell back fall back without asking (default
+   * 60 s); for ERR_NO_BACKEND, as long as the process runs.
+   */
   fallbackMemoryMs?: number;
 }
 
 export interface SnapshotterEvents {
   /** A layer was committed as a remote snapshot. */
   remote: [{ target: string; layer: RemoteLayerRef }];
-  /** An image is pulled normally instead of streamed (once per image within the memory's TTL). */
+  /**
+   * An image is pulled normally instead of streamed (once per image within the memory's TTL,
+   * once per image and process for ERR_NO_BACKEND).
+   */
   fallback: [FallbackEvent];
   /** The streaming side failed to release an image no snapshot uses. */
   releaseFailed: [{ layer: RemoteLayerRef; error: unknown }];
@@ -209,7 +220,7 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
   }
 
   /** Disk use of the snapshot's own directory (its layer, or an active's upper dir); 0 when remote. */
-  async usage(key: string): Promise<Usage> {
+  async usage(key: string): Promise<DiskUsage> {
     const info = this.#metadata.require(key);
     if (info.remote !== undefined) return { size: 0, inodes: 0 };
     return diskUsage(join(this.#dir(info.id), 'fs'));
@@ -322,7 +333,7 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
 
   #fallBack(key: string, event: FallbackEvent): void {
     if (this.#fallbacks.has(key)) return;
-    this.#fallbacks.remember(key);
+    this.#fallbacks.remember(key, event.reason);
     this.emit('fallback', event);
   }
 

@@ -10,6 +10,7 @@ import { tempDirFor } from '@gcfs/testkit';
 import {
   CRI_LABELS,
   type FallbackEvent,
+  FallbackMemory,
   layerUnavailable,
   REMOTE_LABEL,
   type RemoteLayerRef,
@@ -138,6 +139,54 @@ test('an image the streaming side refuses falls back to normal snapshots, report
   assert.equal(fallbacks[0]?.imageRef, 'registry.test/app:1');
   assert.match(fallbacks[0]?.message ?? '', /cfsd says no/);
   assert.equal(snapshotter.list([`labels."${REMOTE_LABEL}"`]).length, 0);
+});
+
+/** Unpack `count` layers of `imageRef` as normal snapshots (containerd pulls them), as after a fallback. */
+async function unpackNormally(snapshotter: Snapshotter, count: number, imageRef?: string): Promise<void> {
+  let parent = '';
+  for (let index = 0; index < count; index++) {
+    const labels = unpackLabels(index, imageRef);
+    const key = `extract-${imageRef}-${index}`;
+    await snapshotter.prepare(key, parent, labels);
+    await snapshotter.commit(labels[SNAPSHOT_REF_LABEL]!, key, labels);
+    parent = labels[SNAPSHOT_REF_LABEL]!;
+  }
+}
+
+test('without a content service (ERR_NO_BACKEND) an image is reported once however long its pull', async (t) => {
+  // No memory at all for other reasons: each layer is asked about again.
+  const { snapshotter, remote, fallbacks } = await open(t, { fallbackMemoryMs: 0 });
+  remote.refuse = new GcfsError(ErrorCode.NotStreamable, 'cfsd says no');
+  await unpackNormally(snapshotter, 2, 'registry.test/refused:1');
+  assert.equal(remote.prepared.length, 2, 'a passing reason is asked about again once forgotten');
+
+  remote.prepared = [];
+  fallbacks.length = 0;
+  remote.refuse = new GcfsError(ErrorCode.NoBackend, 'no --addr');
+  await unpackNormally(snapshotter, 3, 'registry.test/app:1');
+  assert.equal(remote.prepared.length, 1);
+  assert.deepEqual(
+    fallbacks.map((event) => [event.reason, event.imageRef]),
+    [[ErrorCode.NoBackend, 'registry.test/app:1']],
+  );
+});
+
+test('the fallback memory forgets its oldest images beyond its bound, lasting ones too', () => {
+  const memory = new FallbackMemory(60_000, 2);
+  memory.remember('a', ErrorCode.NoBackend);
+  memory.remember('b', ErrorCode.NotStreamable);
+  memory.remember('c', ErrorCode.NoBackend);
+  assert.deepEqual(
+    ['a', 'b', 'c'].map((key) => memory.has(key)),
+    [false, true, true],
+  );
+  // Remembered again: the newest, so the next one pushes out another.
+  memory.remember('b', ErrorCode.NotStreamable);
+  memory.remember('d', ErrorCode.NotStreamable);
+  assert.deepEqual(
+    ['b', 'c', 'd'].map((key) => memory.has(key)),
+    [true, false, true],
+  );
 });
 
 test('missing CRI labels (disable_snapshot_annotations = true) fall back and say how to fix it', async (t) => {

@@ -7,15 +7,15 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
+import { repoBin } from './bins.js';
 import { curl } from './curl.js';
 import { freePort, type ManagedProcess, type ProcessExit, startProcess } from './process.js';
 import type { ShapedNetwork } from './shaped-network.js';
 import { makeTempDir } from './temp.js';
 
 const execFileAsync = promisify(execFile);
-const ROOT = new URL('../../../../', import.meta.url).pathname;
-const GCFSD = join(ROOT, 'packages/gcfsd/bin/gcfsd');
-const CFSD = join(ROOT, 'packages/cfsd/bin/cfsd');
+const GCFSD = repoBin('gcfsd');
+const CFSD = repoBin('cfsd');
 
 export interface GcfsStackOptions {
   /** Registry host (or host:port) that cfsd and the downloader reach over plain HTTP. */
@@ -26,6 +26,8 @@ export interface GcfsStackOptions {
   downloader?: boolean;
   /** More flags for the FUSE gcfsd (e.g. --gc_period=1s). */
   gcfsdFlags?: readonly string[];
+  /** More environment for the FUSE gcfsd (e.g. NODE_NAME, NOTIFY_SOCKET). */
+  gcfsdEnv?: NodeJS.ProcessEnv;
   /**
    * gcfsd's --min_streamed_image_size_mb. Default 0: test images are a few KiB and must stream;
    * 'default' leaves gcfsd's own (the benchmarks and the demo run as a node does).
@@ -177,6 +179,7 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
             ]),
         ...(options.gcfsdFlags ?? []),
       ],
+      ...(options.gcfsdEnv === undefined ? {} : { env: { ...process.env, ...options.gcfsdEnv } }),
       ready: { logLine: /GCFSD: serving/ },
       logFile: log('gcfsd'),
       stopTimeoutMs: 15_000,

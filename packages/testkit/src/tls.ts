@@ -8,6 +8,8 @@ const execFileAsync = promisify(execFile);
 
 export interface CertificateOptions {
   commonName: string;
+  /** The subject's O, e.g. `system:nodes` for a kubelet's client certificate. */
+  organization?: string;
   /** subjectAltName entries, e.g. `IP:127.0.0.1`, `DNS:localhost`. */
   altNames?: readonly string[];
 }
@@ -34,7 +36,7 @@ export async function selfSignedCertificate(
       '-out',
       certFile,
       '-subj',
-      `/CN=${options.commonName}`,
+      `${options.organization === undefined ? '' : `/O=${options.organization}`}/CN=${options.commonName}`,
       '-days',
       '2',
       ...san,

@@ -1,3 +1,4 @@
+import { registerBuildInfo } from '@gcfs/serving';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DownloadOutcome } from '../types.js';
 import type { LayerDownloader } from './manager.js';
@@ -36,6 +37,7 @@ export class DownloaderMetrics {
   });
 
   constructor(downloader: LayerDownloader) {
+    registerBuildInfo(this.registry);
     new Gauge({
       name: 'gcfsd_downloader_in_flight',
       help: 'Layer downloads running now (at most --max_layer_downloads)',

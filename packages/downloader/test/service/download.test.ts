@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCode, isGcfsError, Limits, UNTAR_DIR_PREFIX } from '@gcfs/core';
+import { ErrorCode, gcfsVersion, isGcfsError, Limits, UNTAR_DIR_PREFIX } from '@gcfs/core';
 import { EVERY_ENTRY_KIND } from '@gcfs/image-builder';
 import { diffTrees, snapshotTree } from '@gcfs/testkit';
 import { describeDownloadRequest } from '../../src/index.js';
@@ -70,6 +70,8 @@ test('a multi-layer image downloads through the gRPC client: each layer dir equa
     new RegExp(`gcfsd_downloader_bytes_total ${pushed.layers.reduce((n, l) => n + l.size, 0)}`),
   );
   assert.match(metrics, /gcfsd_downloader_in_flight 0/);
+  const { version, commit } = gcfsVersion();
+  assert.ok(metrics.includes(`gcfs_build_info{version="${version}",commit="${commit}"} 1`), metrics);
 });
 
 test('a tampered blob answers hasMismatchedHash, publishes nothing and leaves no untar dir', async (t) => {

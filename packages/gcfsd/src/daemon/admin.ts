@@ -1,70 +1,109 @@
-// gcfsd's admin API (gcfs.gcfsd.v1.Admin) on a root-only Unix socket beside the mount
-// point: what the snapshotter does in-process, for tools and tests.
+// gcfsd's admin API (gcfs.gcfsd.v1.Admin) on a root-only Unix socket beside the mount point:
+// what the snapshotter does in-process, and what gcfsctl shows of the node. The client is in
+// admin-client.ts.
 
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { checkImageRequest, checkLength, ErrorCode, GcfsError, Limits, quote } from '@gcfs/core';
 import { gcfsdAdmin as pb } from '@gcfs/proto';
-import { bindGrpcUnixSocket, createUnixSocketServer, fromServiceError, stopGrpc, unary } from '@gcfs/serving';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { bindGrpcUnixSocket, createUnixSocketServer, stopGrpc, unary } from '@gcfs/serving';
+import type { LayerView, NodeStatusView } from './admin-types.js';
 import type { GcResult } from './gc.js';
+import { findImage } from './image-lookup.js';
 import type { PullCredential } from './layer-downloads.js';
 import type { RegisteredImage } from './served-images.js';
 
-/** Next to the mount point, as GKE's gcfsd keeps its keychain socket (/run/gcfsd/keychain.sock). */
-export function adminSocketPath(mountPoint: string): string {
-  return join(dirname(mountPoint), 'admin.sock');
-}
+export { AdminClient, type AdminClientOptions, adminSocketPath } from './admin-client.js';
 
-/** The calls the endpoint serves (the daemon's Registrar and GarbageCollector). */
+/** The calls the endpoint serves (the daemon's Registrar, GarbageCollector and NodeStatus). */
 export interface AdminApi {
   register(image: string, options: { credential?: PullCredential; wait?: boolean }): Promise<RegisteredImage>;
   unregister(name: string): Promise<boolean>;
   list(): RegisteredImage[];
   collect(): Promise<GcResult>;
+  status(): Promise<NodeStatusView>;
+  /** Every layer the node knows. */
+  layers(): Promise<LayerView[]>;
 }
 
-function toWire(image: RegisteredImage): pb.Image {
+function layerToWire(layer: LayerView | RegisteredImage['layers'][number]): pb.ImageLayer {
+  if (!('state' in layer)) return pb.ImageLayer.fromPartial(layer);
+  return {
+    digest: layer.digest,
+    local: layer.local,
+    state: layer.state,
+    index: layer.index,
+    size: layer.size,
+    download: layer.download,
+    downloadFailure: layer.downloadFailure?.reason ?? '',
+    downloadFailureCode: layer.downloadFailure?.code ?? '',
+    indexFailure: layer.indexFailure ?? '',
+    images: layer.images,
+  };
+}
+
+function imageToWire(image: RegisteredImage, layers?: ReadonlyMap<string, LayerView>): pb.Image {
   return {
     name: image.name,
     path: image.path,
     manifestDigest: image.manifestDigest,
-    layers: image.layers,
+    // In an image's own list, the images naming each layer are left out.
+    layers: image.layers.map((layer) => {
+      const view = layers?.get(layer.digest);
+      return layerToWire(view === undefined ? layer : { ...view, images: [] });
+    }),
     registeredAtUnixMs: image.registeredAt,
   };
 }
 
-function fromWire(image: pb.Image): RegisteredImage {
+function statusToWire(s: NodeStatusView): pb.StatusResponse {
   return {
-    name: image.name,
-    path: image.path,
-    manifestDigest: image.manifestDigest,
-    layers: image.layers,
-    registeredAt: image.registeredAtUnixMs,
+    version: s.version,
+    pid: s.pid,
+    startedAtUnixMs: s.startedAt,
+    uptimeMs: s.uptimeMs,
+    mountPoint: s.mountPoint,
+    mounted: s.mounted,
+    cfsd: { ...s.cfsd, error: s.cfsd.error ?? '' },
+    downloader: { ...s.downloader, error: s.downloader.error ?? '' },
+    layerCache: { ...s.layerCache, error: s.layerCache.error ?? '' },
+    contentCache: s.contentCache,
+    images: s.images,
+    layers: s.layers,
+    downloadsInFlight: s.downloadsInFlight,
   };
 }
 
 /** Serve the admin API; resolves with a stop function. */
 export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ stop(): Promise<void> }> {
   const server = createUnixSocketServer();
+  const layersByDigest = async () => new Map((await api.layers()).map((layer) => [layer.digest, layer]));
   const service: pb.AdminServer = {
     registerImage: unary(async (req: pb.RegisterImageRequest) => {
       checkImageRequest(req.image, 'credential', req.credential);
       // An explicit registration answers once every layer is indexed, as it always has.
-      return toWire(
+      return imageToWire(
         await api.register(req.image, {
           wait: true,
           ...(req.credential ? { credential: req.credential } : {}),
         }),
       );
     }),
-    listImages: unary(async () => ({ images: api.list().map(toWire) })),
+    listImages: unary(async () => {
+      const layers = await layersByDigest();
+      return { images: api.list().map((image) => imageToWire(image, layers)) };
+    }),
+    listLayers: unary(async (req: pb.ListLayersRequest) => {
+      if (req.image === '') return { image: '', layers: (await api.layers()).map(layerToWire) };
+      const image = findImage(api.list(), req.image);
+      return { image: image.name, layers: imageToWire(image, await layersByDigest()).layers };
+    }),
+    status: unary(async () => statusToWire(await api.status())),
     unregisterImage: unary(async (req: pb.UnregisterImageRequest) => {
       checkLength('name', req.name, Limits.reference);
-      if (!(await api.unregister(req.name))) {
-        throw new GcfsError(ErrorCode.NotFound, `image ${quote(req.name)} is not in use`);
+      const { name } = findImage(api.list(), req.name);
+      if (!(await api.unregister(name))) {
+        throw new GcfsError(ErrorCode.NotFound, `image ${quote(name)} is not in use`);
       }
-      return {};
+      return { name };
     }),
     collectGarbage: unary(async () => {
       const result = await api.collect();
@@ -74,47 +113,4 @@ export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ s
   server.addService(pb.AdminService, service);
   await bindGrpcUnixSocket(server, socketPath);
   return { stop: () => stopGrpc(server, 1000, socketPath) };
-}
-
-/** A client of the admin API, for tools and tests. */
-export class AdminClient {
-  readonly #client: pb.AdminClient;
-
-  constructor(socketPath: string) {
-    this.#client = new pb.AdminClient(`unix:${socketPath}`, credentials.createInsecure());
-  }
-
-  async register(image: string, credential?: PullCredential): Promise<RegisteredImage> {
-    const req = pb.RegisterImageRequest.fromPartial({ image, ...(credential ? { credential } : {}) });
-    return fromWire(await this.#call<pb.RegisterImageRequest, pb.Image>('registerImage', req));
-  }
-
-  async list(): Promise<RegisteredImage[]> {
-    return (await this.#call<pb.ListImagesRequest, pb.ListImagesResponse>('listImages', {})).images.map(
-      fromWire,
-    );
-  }
-
-  async unregister(name: string): Promise<void> {
-    await this.#call('unregisterImage', { name });
-  }
-
-  collect(): Promise<GcResult> {
-    return this.#call<pb.CollectGarbageRequest, GcResult>('collectGarbage', {});
-  }
-
-  close(): void {
-    this.#client.close();
-  }
-
-  async #call<Req, Res>(method: keyof pb.AdminClient & string, req: Req): Promise<Res> {
-    const fn = promisify((this.#client[method] as (...args: unknown[]) => unknown).bind(this.#client)) as (
-      req: Req,
-    ) => Promise<Res>;
-    try {
-      return await fn(req);
-    } catch (err) {
-      throw fromServiceError(err as ServiceError, `gcfsd admin ${method}`, () => ErrorCode.Internal);
-    }
-  }
 }

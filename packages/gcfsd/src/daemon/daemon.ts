@@ -4,7 +4,7 @@
 
 import { dirname, join } from 'node:path';
 import { CfsdClient, clientOptionsFromFlags } from '@gcfs/cfsd-client';
-import { describeError, ensurePrivateDir, type Logger } from '@gcfs/core';
+import { describeError, ErrorCode, ensurePrivateDir, type Logger } from '@gcfs/core';
 import { cleanStaleMount } from '@gcfs/fuse';
 import { serveMetrics } from '@gcfs/serving';
 import { type GcfsdConfig, layerCacheDir, registryAccess } from '../flags.js';
@@ -13,10 +13,11 @@ import { adminSocketPath, serveAdmin } from './admin.js';
 import { GarbageCollector } from './gc.js';
 import { registryImageSizer } from './image-size.js';
 import { type ImagesInUse, openImagesInUse } from './images-in-use.js';
-import { inClusterApiServer, KubernetesEventReporter } from './k8s-events.js';
+import { chooseApiServer, eventNodeName, KubernetesEventReporter } from './k8s-events.js';
 import { listCachedLayers } from './layer-dirs.js';
 import type { LayerDownloader } from './layer-downloads.js';
 import { DaemonMetrics, resolveClientUid } from './metrics.js';
+import { type DownloadStates, NodeStatus } from './node-status.js';
 import { PullSecrets } from './pull-secrets.js';
 import { ReadActivity } from './read-activity.js';
 import { type LayerRead, ReadReporter, type ReadReportTiming } from './read-reports.js';
@@ -45,12 +46,16 @@ export interface MountOptions {
 
 export interface MountedTree extends ImageTree {
   unmount(): Promise<void>;
+  /** The content cache's use (the admin API's Status). */
+  stats(): { cacheBytes: number; cacheBlocks: number };
+  /** Whether the FUSE file system is mounted (read from mountinfo). */
+  mounted(): Promise<boolean>;
 }
 
 export interface DaemonDependencies {
   mount: (options: MountOptions) => Promise<MountedTree>;
   /** The downloader's client on --downloader_uds_path. */
-  downloader: LayerDownloader & { close(): void };
+  downloader: LayerDownloader & DownloadStates & { close(): void };
   logger: Logger;
   version: string;
   /** How long start-up reads are recorded for cfsd (tests shorten it); see read-reports.ts. */
@@ -73,10 +78,14 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies): Promise<RunningDaemon> {
   const { logger } = deps;
+  const startedAt = Date.now();
   // The same default as the downloader's, so both processes agree on the cache dir.
   const cacheDir = layerCacheDir(config);
-  // Refuse a bad configuration before touching mounts, ports or directories.
-  const clientOptions = clientOptionsFromFlags(config);
+  // Refuse a bad configuration before touching mounts, ports or directories. No --addr (GKE's
+  // command line): no content service, every image pulled normally (ERR_NO_BACKEND).
+  const clientOptions = config.addr === '' ? undefined : clientOptionsFromFlags(config);
+  const eventsTo =
+    config.event_reporter_type === 'k8s' ? await chooseApiServer(config.kubeconfig) : undefined;
   const cleanups: Array<() => unknown> = [];
   const stop = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -109,16 +118,25 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     const cached = await listCachedLayers(cacheDir);
     logger.info(`Detected ${cached.length} existing layers in cacheDir`, { module: 'layercache' });
 
-    logger.info(
-      `GCFSD (version=${JSON.stringify(deps.version)}): creating Container File System client with addr=${JSON.stringify(config.addr)}, layer_cache_dir=${JSON.stringify(cacheDir)}`,
-    );
-    const cfsd = new CfsdClient({
-      ...clientOptions,
-      client: { ...clientOptions.client, uid: clientUid },
-    });
-    cfsd.on('blockFetch', (event) => metrics.blockFetched(event));
-    readiness.setCfsd((timeoutMs) => cfsd.reachable(timeoutMs));
-    cleanups.push(() => cfsd.close());
+    let cfsd: CfsdClient | undefined;
+    if (clientOptions !== undefined) {
+      logger.info(
+        `GCFSD (version=${JSON.stringify(deps.version)}): creating Container File System client with addr=${JSON.stringify(config.addr)}, layer_cache_dir=${JSON.stringify(cacheDir)}`,
+      );
+      const client = new CfsdClient({
+        ...clientOptions,
+        client: { ...clientOptions.client, uid: clientUid },
+      });
+      client.on('blockFetch', (event) => metrics.blockFetched(event));
+      readiness.setCfsd((timeoutMs) => client.health(timeoutMs));
+      cleanups.push(() => client.close());
+      cfsd = client;
+    } else {
+      logger.warn(
+        `GCFSD (version=${JSON.stringify(deps.version)}): no Container File System address (--addr): nothing is streamed, every image is pulled normally`,
+        { reason: ErrorCode.NoBackend, layer_cache_dir: cacheDir },
+      );
+    }
     cleanups.push(() => deps.downloader.close());
     const db: ImagesInUse = await openImagesInUse(config.images_in_use_db_path);
     cleanups.push(() => db.close());
@@ -181,7 +199,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     cleanups.push(() => readiness.setMounted(false));
 
     const registrar = new Registrar({
-      cfsd: { authImage: (image, credentials, options) => cfsd.authImage(image, credentials, options) },
+      cfsd,
       tree,
       sessions,
       db,
@@ -212,8 +230,13 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
     if (restored > 0) logger.info(`Restored ${restored} images in use`, { db: config.images_in_use_db_path });
 
     let events: KubernetesEventReporter | undefined;
-    if (config.event_reporter_type === 'k8s') {
-      events = new KubernetesEventReporter({ logger, apiServer: await inClusterApiServer() });
+    if (eventsTo !== undefined) {
+      events = new KubernetesEventReporter({
+        logger,
+        node: await eventNodeName(eventsTo.api),
+        ...(eventsTo.api === undefined ? {} : { apiServer: eventsTo.api }),
+        ...(eventsTo.undelivered === undefined ? {} : { undelivered: eventsTo.undelivered }),
+      });
       const reporter = events;
       cleanups.push(() => reporter.close());
     }
@@ -245,12 +268,25 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
       onRun: (result) => metrics.collected(result),
     });
     const adminSocket = adminSocketPath(config.mount_point);
+    const node = new NodeStatus({
+      version: deps.version,
+      startedAt,
+      mountPoint: config.mount_point,
+      cacheDir,
+      contentCacheLimitBytes: config.max_content_cache_size_mb * 1024 * 1024,
+      registrar,
+      tree,
+      downloader: { socket: config.downloader_uds_path, states: deps.downloader },
+      ...(cfsd && { cfsd: { address: config.addr, health: () => cfsd.health() } }),
+    });
     const admin = await serveAdmin(
       {
         register: (image, options) => registrar.register(image, options),
         unregister: (name) => registrar.unregister(name),
         list: () => registrar.list(),
         collect: () => gc.run(),
+        status: () => node.status(),
+        layers: () => node.layers(),
       },
       adminSocket,
     );

@@ -4,7 +4,7 @@
 // its reads handed to the read recording).
 
 import { describeError, type Logger } from '@gcfs/core';
-import { mountGcfs } from '@gcfs/fuse';
+import { isFuseMounted, mountGcfs } from '@gcfs/fuse';
 import type { MountedTree, MountOptions } from './daemon.js';
 
 export function fuseMounter(logger: Logger): (options: MountOptions) => Promise<MountedTree> {
@@ -52,6 +52,8 @@ export function fuseMounter(logger: Logger): (options: MountOptions) => Promise<
       removeImage: (name) => void tree.removeImage(name),
       removeLayer: (digest) => void tree.removeLayer(digest),
       unmount: () => mount.unmount(),
+      stats: () => mount.stats(),
+      mounted: () => isFuseMounted(options.mountPoint),
     };
   };
 }

@@ -3,8 +3,16 @@
 // reads them, and so that GC knows what it must never remove. An lmdb file: every put
 // is a synced transaction, so a crash leaves each record either whole or absent.
 
+import { open as fsOpen } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ErrorCode, ensurePrivateDir, ensurePrivateFile, GcfsError, isDigest } from '@gcfs/core';
+import {
+  ErrorCode,
+  ensurePrivateDir,
+  ensurePrivateFile,
+  GcfsError,
+  isDigest,
+  PRIVATE_FILE_MODE,
+} from '@gcfs/core';
 import { type Database, open } from 'lmdb';
 
 /** A layer of an image in use: enough to serve it again without asking cfsd first. */
@@ -130,10 +138,13 @@ export async function openImagesInUse(path: string): Promise<ImagesInUse> {
   if (path === '') return new MemoryImagesInUse();
   try {
     await ensurePrivateDir(dirname(path));
+    // lmdb creates its files 0644 less the umask: made 0600 first (an empty file is a new DB to
+    // lmdb), so that tightening them below means someone loosened them, worth the warning.
+    for (const file of [path, `${path}-lock`]) await (await fsOpen(file, 'a', PRIVATE_FILE_MODE)).close();
     // noSubdir: the path names the data file itself (plus `<path>-lock`), as GKE's flag does.
     // No overlapping sync: a put resolves only once its commit is synced to disk.
     const db = open<StoredRecord, string>({ path, noSubdir: true, overlappingSync: false });
-    // lmdb creates both files 0644 less the umask; the records name the images in use.
+    // The records name the images in use.
     try {
       for (const file of [path, `${path}-lock`]) await ensurePrivateFile(file);
     } catch (err) {

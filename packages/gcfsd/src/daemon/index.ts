@@ -1,12 +1,16 @@
 export * from './admin.js';
+export type * from './admin-types.js';
 export * from './daemon.js';
 export * from './gc.js';
+export * from './image-lookup.js';
 export * from './images-in-use.js';
 export * from './k8s-events.js';
+export * from './kubeconfig.js';
 export * from './layer-dirs.js';
 export * from './layer-downloads.js';
 export * from './layer-state.js';
 export * from './metrics.js';
+export * from './node-status.js';
 export * from './prefetch.js';
 export * from './pull-secrets.js';
 export * from './read-activity.js';

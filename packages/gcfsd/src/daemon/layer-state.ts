@@ -71,10 +71,22 @@ interface Entry {
   index: IndexProgress;
   /** Why cfsd cannot index it. */
   indexFailure?: string;
-  /** Why its last download was given up. */
+  /** Why its last download was given up, and the stable code of that failure. */
   downloadFailure?: string;
+  downloadFailureCode?: string;
   /** Registrations under way that name the layer. */
   claims: number;
+}
+
+/** One layer as the admin API shows it: its state, its index, and why either failed. */
+export interface LayerInfo {
+  digest: string;
+  state: LayerState;
+  index: IndexProgress;
+  /** failed: why its download was given up, and the stable code of that failure. */
+  downloadFailure?: { reason: string; code: string };
+  /** index failed: why cfsd cannot index it. */
+  indexFailure?: string;
 }
 
 export interface LayerStatesOptions {
@@ -128,6 +140,22 @@ export class LayerStates {
     return 'unknown';
   }
 
+  /** Every layer the node knows, for the admin API. */
+  list(): LayerInfo[] {
+    return [...this.#layers].map(([digest, entry]) => ({
+      digest,
+      state: entry.state,
+      index: entry.index,
+      ...(entry.state === 'failed' && {
+        downloadFailure: {
+          reason: entry.downloadFailure ?? 'unknown',
+          code: entry.downloadFailureCode ?? '',
+        },
+      }),
+      ...(entry.index === 'failed' && { indexFailure: entry.indexFailure ?? 'unknown' }),
+    }));
+  }
+
   /** Layers per state (the gauge). */
   counts(): Record<LayerState, number> {
     const counts = Object.fromEntries(LAYER_STATES.map((state) => [state, 0])) as Record<LayerState, number>;
@@ -177,7 +205,10 @@ export class LayerStates {
     }
     const from = entry.state;
     entry.state = next;
-    if (next === 'failed') entry.downloadFailure = String(fields.reason ?? 'unknown');
+    if (next === 'failed') {
+      entry.downloadFailure = String(fields.reason ?? 'unknown');
+      entry.downloadFailureCode = String(fields.error_code ?? '');
+    }
     this.#log(digest, from, next, fields);
     return true;
   }

@@ -3,6 +3,7 @@
 // version (--client_*), as GKE's gcfsd labels its own.
 
 import { readFile } from 'node:fs/promises';
+import { registerBuildInfo } from '@gcfs/serving';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { GcResult } from './gc.js';
 import type { DownloadResult } from './layer-downloads.js';
@@ -60,6 +61,7 @@ export class DaemonMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ ...labels });
     collectDefaultMetrics({ register: this.registry, prefix: 'gcfsd_' });
+    registerBuildInfo(this.registry);
     this.reads = new Counter({
       name: 'gcfsd_fuse_reads_total',
       help: 'File read requests served through FUSE, by source (remote: on demand from cfsd, local)',

@@ -1,17 +1,20 @@
 // What gcfsd's `GET /readyz` on --port answers: ready once containerd can use it (the FUSE
 // tree is mounted, the snapshotter socket serves unless --snapshotter_uds_path= turned it
-// off) and cfsd can be reached (when gcfsd has one). A DaemonSet's readiness probe reads it;
+// off) and cfsd answers its health check (when gcfsd has one: without --addr it streams
+// nothing and is ready without it). A DaemonSet's readiness probe reads it;
 // liveness (/healthz) only asks that the process answers.
 
 import type { ReadinessCheck } from '@gcfs/serving';
 
-/** How long a probe waits for the channel to cfsd to connect (an idle channel reconnects). */
+/** How long a probe waits for cfsd's health check (an idle channel reconnects first). */
 const CFSD_PROBE_MS = 2_000;
+
+type CfsdHealth = (timeoutMs: number) => Promise<{ serving: true } | { serving: false; reason: string }>;
 
 export class Readiness {
   #mounted = false;
   #snapshotter: 'serving' | 'off' | 'down' = 'down';
-  #cfsdReachable: ((timeoutMs: number) => Promise<boolean>) | undefined;
+  #cfsdHealth: CfsdHealth | undefined;
 
   setMounted(mounted: boolean): void {
     this.#mounted = mounted;
@@ -21,18 +24,17 @@ export class Readiness {
     this.#snapshotter = state;
   }
 
-  /** The cfsd client's reachability; without one, cfsd is not part of readiness. */
-  setCfsd(reachable: ((timeoutMs: number) => Promise<boolean>) | undefined): void {
-    this.#cfsdReachable = reachable;
+  /** The cfsd client's health check; without one, cfsd is not part of readiness. */
+  setCfsd(health: CfsdHealth | undefined): void {
+    this.#cfsdHealth = health;
   }
 
   readonly check: ReadinessCheck = async () => {
     const missing: string[] = [];
     if (!this.#mounted) missing.push('the FUSE tree is not mounted');
     if (this.#snapshotter === 'down') missing.push('the snapshotter socket is not serving');
-    if (this.#cfsdReachable !== undefined && !(await this.#cfsdReachable(CFSD_PROBE_MS))) {
-      missing.push('cfsd (--addr) cannot be reached');
-    }
+    const cfsd = await this.#cfsdHealth?.(CFSD_PROBE_MS);
+    if (cfsd !== undefined && !cfsd.serving) missing.push(`cfsd (--addr) is not serving: ${cfsd.reason}`);
     return missing;
   };
 }

@@ -17,7 +17,7 @@ import {
   LayerDownloads,
   type PullCredential,
 } from './layer-downloads.js';
-import { type Availability, type LayerState, PENDING_WAIT_MS } from './layer-state.js';
+import { type Availability, type LayerInfo, type LayerState, PENDING_WAIT_MS } from './layer-state.js';
 import { prefetchImage } from './prefetch.js';
 import type { ReadReporter } from './read-reports.js';
 import { restoreImages } from './restore.js';
@@ -35,7 +35,11 @@ export interface CredentialResolver {
 }
 
 export interface RegistrarOptions {
-  cfsd: ImageAuthenticator;
+  /**
+   * cfsd, or undefined when gcfsd has no content service (--addr empty): every registration
+   * is then refused with ERR_NO_BACKEND, and restored images are served from their local copies.
+   */
+  cfsd: ImageAuthenticator | undefined;
   tree: ImageTree;
   sessions: SessionPool;
   db: ImagesInUse;
@@ -93,6 +97,14 @@ function tooSmall(name: string, bytes: number, minBytes: number): GcfsError | un
   );
 }
 
+/** ERR_NO_BACKEND: why nothing is streamed by a gcfsd without --addr. */
+export function noBackend(name: string): GcfsError {
+  return new GcfsError(ErrorCode.NoBackend, 'gcfsd has no content service address (--addr)', {
+    hint: "set --addr to cfsd's address to stream images",
+    details: { image: name },
+  });
+}
+
 /** The name an image is registered under: its normalized reference. */
 export function imageName(image: string): string {
   return parseReference(image).toString();
@@ -141,12 +153,15 @@ export class Registrar {
    */
   async register(image: string, options: RegisterOptions = {}): Promise<RegisteredImage> {
     const name = imageName(image);
+    const cfsd = this.#o.cfsd;
+    // Before the credential and the registry's manifest: nothing of it would be used.
+    if (cfsd === undefined) throw noBackend(name);
     const resolved = options.credential === undefined ? await this.#o.secrets.forImage(name) : undefined;
     const credential = options.credential ?? resolved!.credential;
     this.#o.logger.info(`Registering image ${name}`, { credential: resolved?.origin ?? 'caller' });
     const minBytes = options.minImageBytes ?? 0;
     if (minBytes > 0) await this.#refuseIfTooSmall(name, credential, minBytes);
-    const session = await this.#o.cfsd.authImage(name, credential, { wait: options.wait ?? false });
+    const session = await cfsd.authImage(name, credential, { wait: options.wait ?? false });
     if (!session.streamable) {
       session.close();
       throw new GcfsError(
@@ -266,6 +281,11 @@ export class Registrar {
   /** Where a layer stands on this node (undefined: not here). */
   layerState(digest: string): LayerState | undefined {
     return this.#images.layerState(digest);
+  }
+
+  /** Every layer the node knows, with its size and the images naming it (see ServedImages.layers). */
+  layers(): Array<LayerInfo & { size: number; images: string[] }> {
+    return this.#images.layers();
   }
 
   /** Layers per state (a gauge). */

@@ -2,7 +2,8 @@
 // before cfsd answers, because snapshots already mounted use their paths, and their
 // downloads start at once (no container is starting). Each is then authorized with cfsd in
 // the background, retrying until cfsd answers, unless it is registered again (a fresh
-// session) or no longer used meanwhile; its layers' tables and prefetch come after.
+// session) or no longer used meanwhile; its layers' tables and prefetch come after. Without
+// cfsd (no --addr) they are served from their downloaded layers only.
 
 import { type BackoffOptions, describeError, type Logger, retryUntilStopped } from '@gcfs/core';
 import type { ImageRecord } from './images-in-use.js';
@@ -14,7 +15,8 @@ import type { SessionLike, SessionPool } from './sessions.js';
 export interface RestoreOptions {
   images: Pick<ServedImages, 'restore' | 'inUseRecord' | 'indexLayers'>;
   sessions: SessionPool;
-  cfsd: ImageAuthenticator;
+  /** Undefined without a content service: nothing is authorized. */
+  cfsd: ImageAuthenticator | undefined;
   secrets: CredentialResolver;
   startDownloads(record: ImageRecord, credential: PullCredential): void;
   prefetch(name: string, session: SessionLike): Promise<void>;
@@ -28,10 +30,16 @@ export interface RestoreOptions {
 /** Put the DB's images back in the tree and authorize them in the background; returns how many. */
 export async function restoreImages(o: RestoreOptions): Promise<number> {
   const images = await o.images.restore();
+  const { cfsd } = o;
+  if (cfsd === undefined && images.length > 0) {
+    o.logger.warn('No content service (--addr): images in use are served from their downloaded layers only', {
+      images: images.length,
+    });
+  }
   for (const record of images) {
     void credentialFor(record.name, o).then((credential) => {
       o.startDownloads(record, credential);
-      return authorizeInBackground(record.name, credential, o);
+      if (cfsd !== undefined) return authorizeInBackground(record.name, credential, cfsd, o);
     });
   }
   return images.length;
@@ -52,6 +60,7 @@ async function credentialFor(name: string, o: RestoreOptions): Promise<PullCrede
 async function authorizeInBackground(
   name: string,
   credential: PullCredential,
+  cfsd: ImageAuthenticator,
   o: RestoreOptions,
 ): Promise<void> {
   // Registered again meanwhile (a fresh session), or no longer used: nothing to do.
@@ -60,7 +69,7 @@ async function authorizeInBackground(
     async (attempt) => {
       if (settled()) return true;
       try {
-        const session = await o.cfsd.authImage(name, credential, { wait: false });
+        const session = await cfsd.authImage(name, credential, { wait: false });
         const record = o.images.inUseRecord(name);
         if (record === undefined || settled()) {
           session.close();

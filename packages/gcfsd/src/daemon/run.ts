@@ -6,6 +6,7 @@ import { DownloaderClient } from '@gcfs/downloader';
 import type { GcfsdConfig } from '../flags.js';
 import { startDaemon } from './daemon.js';
 import { fuseMounter } from './fuse-tree.js';
+import { notifySystemdReady } from './systemd-notify.js';
 
 /** Run the FUSE server; the process's exit code. */
 export async function runFuseServer(config: GcfsdConfig, logger: Logger, version: string): Promise<number> {
@@ -21,10 +22,12 @@ export async function runFuseServer(config: GcfsdConfig, logger: Logger, version
     logger.fatal('gcfsd could not start', { module: 'main', error: describeError(err) });
     return 1;
   }
-  const signal = await new Promise<string>((resolve) => {
+  const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  await notifySystemdReady(logger);
+  const signal = await stopped;
   logger.info('GCFSD: shutting down', { signal });
   await daemon.stop();
   logger.info('GCFSD: stopped');

@@ -8,7 +8,7 @@
 import { ErrorCode, imageDirName, isGcfsError, type Logger, SingleFlight } from '@gcfs/core';
 import type { ImageRecord, ImagesInUse } from './images-in-use.js';
 import { cachedLayerDir, isCachedLayer } from './layer-dirs.js';
-import { type Availability, type LayerState, LayerStates } from './layer-state.js';
+import { type Availability, type LayerInfo, type LayerState, LayerStates } from './layer-state.js';
 import { Mutex } from './mutex.js';
 import type { PrefetchBlocks } from './prefetch.js';
 import type { SessionPool } from './sessions.js';
@@ -230,6 +230,21 @@ export class ServedImages {
   /** Where a layer stands on this node (undefined: not here). */
   layerState(digest: string): LayerState | undefined {
     return this.#layers.state(digest);
+  }
+
+  /** Every layer the node knows, with its compressed size and the images in the tree naming it. */
+  layers(): Array<LayerInfo & { size: number; images: string[] }> {
+    const named = new Map<string, { size: number; images: string[] }>();
+    for (const [name, { record }] of this.#images) {
+      for (const { digest, size } of record.layers) {
+        const entry = named.get(digest) ?? { size, images: [] };
+        entry.images.push(name);
+        named.set(digest, entry);
+      }
+    }
+    return this.#layers
+      .list()
+      .map((layer) => ({ ...layer, size: 0, images: [], ...named.get(layer.digest) }));
   }
 
   /** Layers per state (a gauge). */

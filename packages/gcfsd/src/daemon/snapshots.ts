@@ -3,7 +3,7 @@
 // loud: one log line, the fallbacks metric, a Kubernetes event (--event_reporter_type=k8s).
 
 import { describeError, ErrorCode, type Logger } from '@gcfs/core';
-import { Snapshotter, serveSnapshots } from '@gcfs/snapshotter';
+import { type FallbackReason, Snapshotter, serveSnapshots } from '@gcfs/snapshotter';
 import type { EventReporter } from './k8s-events.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { Registrar } from './registrar.js';
@@ -27,6 +27,11 @@ export interface RunningSnapshotService {
   stop(): Promise<void>;
 }
 
+const EXPECTED_FALLBACKS: ReadonlySet<FallbackReason> = new Set([
+  ErrorCode.ImageTooSmall,
+  ErrorCode.NoBackend,
+]);
+
 export async function startSnapshotService(o: SnapshotServiceOptions): Promise<RunningSnapshotService> {
   const logger = o.logger.child({ module: 'snapshotter' });
   const layers = new StreamedLayers({
@@ -46,8 +51,9 @@ export async function startSnapshotService(o: SnapshotServiceOptions): Promise<R
   snapshotter.on('fallback', (event) => {
     o.metrics.streamingFallbacks.inc({ reason: event.reason });
     const image = event.imageRef ?? '(unknown image)';
-    // Small images are pulled normally by design (the pause image on every node): not a warning.
-    const expected = event.reason === ErrorCode.ImageTooSmall;
+    // Pulled normally by design, not a warning: small images (the pause image on every node),
+    // and every image of a gcfsd without --addr (which said so once at start).
+    const expected = EXPECTED_FALLBACKS.has(event.reason);
     logger[expected ? 'info' : 'warn'](
       `Image ${image} is not streamed, containerd pulls it normally: ${event.message}`,
       {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { stat, writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { digestOf } from '@gcfs/core';
+import { digestOf, onPermissionsTightened, type PermissionsTightened } from '@gcfs/core';
 import { tempDirFor } from '@gcfs/testkit';
 import { open } from 'lmdb';
 import { type ImageRecord, openImagesInUse } from '../../src/daemon/images-in-use.js';
@@ -24,6 +24,29 @@ function record(name: string, layers = 2): ImageRecord {
 const byName = (a: ImageRecord, b: ImageRecord) => a.name.localeCompare(b.name);
 
 describe('images-in-use DB', () => {
+  it('creates its files 0600 without a tightening to report, and reports one made after', async (t) => {
+    const dir = await tempDirFor(t);
+    const path = join(dir.path, 'images_in_use.db');
+    const tightened: PermissionsTightened[] = [];
+    t.after(onPermissionsTightened((event) => tightened.push(event)));
+    const previousUmask = process.umask(0o022);
+    t.after(() => process.umask(previousUmask));
+    const db = await openImagesInUse(path);
+    await db.put(record('127.0.0.1:5000/app:v1'));
+    await db.close();
+    for (const file of [path, `${path}-lock`]) assert.equal((await stat(file)).mode & 0o777, 0o600, file);
+    assert.equal(tightened.length, 0, 'nothing to report on a fresh DB');
+
+    await chmod(path, 0o644);
+    const again = await openImagesInUse(path);
+    assert.equal(again.list().images.length, 1);
+    await again.close();
+    assert.deepEqual(
+      tightened.map((event) => [event.path, event.from]),
+      [[path, 0o644]],
+    );
+  });
+
   it('keeps records across a close and a reopen, in one file at the given path', async (t) => {
     const dir = await tempDirFor(t);
     const path = join(dir.path, 'sub', 'images_in_use.db');

@@ -4,15 +4,18 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createLogger } from '@gcfs/core';
-import { tempDirFor } from '@gcfs/testkit';
+import { createLogger, type GcfsError } from '@gcfs/core';
+import { selfSignedCertificate, tempDirFor } from '@gcfs/testkit';
 import {
+  chooseApiServer,
+  eventNodeName,
   IMAGE_STREAMING_REASON,
   inClusterApiServer,
   KubernetesEventReporter,
@@ -29,7 +32,7 @@ function capturedLogger() {
   return { logger: createLogger({ format: 'json', level: 'debug', destination: sink }), lines };
 }
 
-test('in-cluster API server: from KUBERNETES_SERVICE_HOST/PORT and the service account files', async (t) => {
+test('in-cluster API server: from KUBERNETES_SERVICE_HOST/PORT and the service account files, the token read at each request', async (t) => {
   const dir = await tempDirFor(t, 'gcfs-sa-');
   assert.equal(await inClusterApiServer({}, dir.path), undefined);
   // A host but no token: not usable either.
@@ -37,13 +40,80 @@ test('in-cluster API server: from KUBERNETES_SERVICE_HOST/PORT and the service a
   await mkdir(dir.path, { recursive: true });
   await writeFile(join(dir.path, 'token'), 'sa-token\n');
   await writeFile(join(dir.path, 'ca.crt'), 'PEM');
-  assert.deepEqual(
-    await inClusterApiServer(
-      { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' },
-      dir.path,
-    ),
-    { url: 'https://[fd00::1]:6443', token: 'sa-token', ca: 'PEM' },
+  const api = await inClusterApiServer(
+    { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '6443' },
+    dir.path,
   );
+  assert.equal(api?.url, 'https://[fd00::1]:6443');
+  assert.equal(api?.ca, 'PEM');
+  assert.equal(api?.source, 'in-cluster service account');
+  assert.deepEqual(await api?.credentials(), { token: 'sa-token' });
+  // The kubelet renews a projected token in place.
+  await writeFile(join(dir.path, 'token'), 'renewed-token\n');
+  assert.deepEqual(await api?.credentials(), { token: 'renewed-token' });
+});
+
+test('where events go: --kubeconfig first (a bad one fails), then in-cluster, then the first kubelet kubeconfig found (a bad one is only reported)', async (t) => {
+  const dir = (await tempDirFor(t, 'gcfs-choose-')).path;
+  await mkdir(dir, { recursive: true });
+  const good = join(dir, 'good.conf');
+  await writeFile(
+    good,
+    'apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n' +
+      'clusters: [{name: k, cluster: {server: "https://10.0.0.9:6443"}}]\nusers: [{name: u, user: {token: tok-123456}}]\n',
+  );
+  const exec = join(dir, 'exec.conf');
+  await writeFile(
+    exec,
+    (await readFile(good, 'utf8')).replace('{token: tok-123456}', '{exec: {command: aws-iam-authenticator}}'),
+  );
+  const missing = join(dir, 'missing.conf');
+  const sa = join(dir, 'sa');
+  await mkdir(sa);
+  await writeFile(join(sa, 'token'), 'sa-token');
+  const inCluster = { env: { KUBERNETES_SERVICE_HOST: '10.96.0.1' }, serviceAccountDir: sa };
+  const none = { env: {}, serviceAccountDir: join(dir, 'no-sa') };
+
+  assert.equal((await chooseApiServer(good, inCluster)).api?.source, `kubeconfig ${good}`);
+  await assert.rejects(chooseApiServer(exec, inCluster), (err: GcfsError) => {
+    assert.equal(err.code, 'ERR_CONFIG');
+    assert.match(err.message, /exec plugin \(aws-iam-authenticator\), which gcfsd does not run/);
+    return true;
+  });
+  await assert.rejects(chooseApiServer(missing, inCluster), /kubeconfig .*missing.conf: cannot be read/);
+  assert.equal(
+    (await chooseApiServer('', { ...inCluster, kubeletKubeconfigs: [good] })).api?.source,
+    'in-cluster service account',
+  );
+  assert.equal(
+    (await chooseApiServer('', { ...none, kubeletKubeconfigs: [missing, good] })).api?.source,
+    `kubeconfig ${good}`,
+  );
+  const bad = await chooseApiServer('', { ...none, kubeletKubeconfigs: [exec, good] });
+  assert.equal(bad.api, undefined);
+  assert.match(bad.undelivered ?? '', /^the kubelet's kubeconfig .*exec.conf: .*exec plugin/);
+  const nothing = await chooseApiServer('', { ...none, kubeletKubeconfigs: [missing] });
+  assert.equal(nothing.api, undefined);
+  assert.match(
+    nothing.undelivered ?? '',
+    /no --kubeconfig, no in-cluster service account .* \(.*missing.conf\)/,
+  );
+});
+
+test("the node events are about: NODE_NAME, else the kubelet certificate's system:node:<name>, else the host name in lower case", async () => {
+  const { certificatePem } = await selfSignedCertificate({
+    commonName: 'system:node:node-7',
+    organization: 'system:nodes',
+  });
+  const api = (cert?: string) => ({
+    url: 'https://127.0.0.1:1',
+    credentials: async () => (cert === undefined ? {} : { cert }),
+    source: 'test',
+  });
+  assert.equal(await eventNodeName(api(certificatePem), { NODE_NAME: 'named' }), 'named');
+  assert.equal(await eventNodeName(api(certificatePem), {}), 'node-7');
+  assert.equal(await eventNodeName(api(), {}), hostname().trim().toLowerCase());
+  assert.equal(await eventNodeName(undefined, {}), hostname().trim().toLowerCase());
 });
 
 test('events are posted to the API server as core/v1 Events on the node, the token never logged', async (t) => {
@@ -68,7 +138,7 @@ test('events are posted to the API server as core/v1 Events on the node, the tok
   const reporter = new KubernetesEventReporter({
     logger,
     node: 'node-1',
-    apiServer: { url: `http://${address}`, token },
+    apiServer: { url: `http://${address}`, credentials: async () => ({ token }), source: 'test' },
   });
   t.after(() => reporter.close());
   reporter.report({ type: 'Warning', message: 'Image r/app@sha256:1 is not streamed' });

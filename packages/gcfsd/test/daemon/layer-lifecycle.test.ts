@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
-import { createLogger, digestOf, ErrorCode, GcfsError, layerDirName } from '@gcfs/core';
+import { createLogger, digestOf, ErrorCode, GcfsError, isGcfsError, layerDirName } from '@gcfs/core';
 import type { DownloadOutcome, DownloadRequest } from '@gcfs/downloader';
 import { tempDirFor } from '@gcfs/testkit';
 import { GarbageCollector } from '../../src/daemon/gc.js';
@@ -144,15 +144,19 @@ async function setup(t: TestContext, options: { failAuth?: boolean; indexed?: st
   const tree = new RecordingTree();
   const db = new MemoryImagesInUse();
   const downloader = new ManualDownloader();
-  const auth = { fail: options.failAuth ?? false };
-  const make = () =>
+  const auth = { fail: options.failAuth ?? false, calls: 0 };
+  /** A registrar on the test's tree, DB and downloader; without `backend`, as gcfsd without --addr. */
+  const make = ({ backend = true } = {}) =>
     new Registrar({
-      cfsd: {
-        authImage: async (image) => {
-          if (auth.fail) throw new GcfsError(ErrorCode.BackendUnavailable, 'cfsd is away');
-          return sessionOf(image, options.indexed);
-        },
-      },
+      cfsd: backend
+        ? {
+            authImage: async (image) => {
+              auth.calls++;
+              if (auth.fail) throw new GcfsError(ErrorCode.BackendUnavailable, 'cfsd is away');
+              return sessionOf(image, options.indexed);
+            },
+          }
+        : undefined,
       tree,
       sessions: new SessionPool(),
       db,
@@ -312,6 +316,34 @@ describe('layer lifecycle', () => {
     await downloader.finish(B);
     assert.equal(restarted.layerState(B), 'local');
     assert.deepEqual(history(B).slice(-3), ['none→attached', 'attached→downloading', 'downloading→local']);
+  });
+
+  it('without a content service (no --addr): a registration is refused with ERR_NO_BACKEND; restored images are served from their downloads, never authorized', async (t) => {
+    const { registrar, make, tree, downloader, auth, lines } = await setup(t);
+    await registrar.register(IMAGE);
+    registrar.close();
+    downloader.waiting.length = 0;
+    tree.layers.clear();
+    const calls = auth.calls;
+
+    const offline = make({ backend: false });
+    t.after(() => offline.close());
+    await assert.rejects(offline.register(OTHER), (err) => {
+      assert.ok(isGcfsError(err, ErrorCode.NoBackend), String(err));
+      assert.match(err.describe(), /no content service address \(--addr\).*hint: set --addr/);
+      return true;
+    });
+    assert.ok(!lines.some((line) => line.includes(`Registering image ${OTHER}`)));
+    assert.equal(tree.images.has(OTHER), false);
+
+    assert.equal(await offline.restore(), 1);
+    assert.deepEqual(tree.images.get(IMAGE), [A, B]);
+    assert.equal(lines.filter((line) => line.includes('No content service (--addr)')).length, 1);
+    await downloader.finish(A);
+    await downloader.finish(B);
+    assert.equal(offline.layerAvailability(IMAGE, 0), 'servable');
+    assert.equal(offline.layerAvailability(IMAGE, 1), 'servable');
+    assert.equal(auth.calls, calls, 'no AuthImage without a content service');
   });
 
   it('re-registration of the same image keeps its layers and starts no second download', async (t) => {

@@ -1,16 +1,19 @@
+// What `du` counts under a directory: a snapshot's usage (containerd's Usage call), gcfsd's
+// layer cache (gcfsctl status).
+
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export interface Usage {
+export interface DiskUsage {
   /** Bytes of disk allocated (st_blocks × 512), each hard-linked inode once. */
   size: number;
   inodes: number;
 }
 
 /** What `du` counts under `dir` (itself included), as containerd's fs.DiskUsage does. */
-export async function diskUsage(dir: string): Promise<Usage> {
+export async function diskUsage(dir: string): Promise<DiskUsage> {
   const seen = new Set<bigint>();
-  const usage: Usage = { size: 0, inodes: 0 };
+  const usage: DiskUsage = { size: 0, inodes: 0 };
   const visit = async (path: string): Promise<void> => {
     const stats = await lstat(path, { bigint: true });
     if (!seen.has(stats.ino)) {

@@ -1,0 +1,3 @@
+export * from './cli.js';
+export * from './reference.js';
+export * from './spec.js';

@@ -1,0 +1,159 @@
+// A machine booted with systemd, for tests of deploy/systemd on hosts that are not (PID 1 is
+// not systemd here): a Debian rootfs (debootstrap, built once and kept in /var/tmp) copied for
+// each machine and booted by systemd-nspawn (Debian package systemd-container, installed by
+// scripts/setup) in its own PID, mount and network namespaces, with /dev/fuse. Commands run
+// inside through nsenter, as root of the machine; its mounts never reach the host.
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ErrorCode, GcfsError } from '@gcfs/core';
+
+const execFileAsync = promisify(execFile);
+const BASE_CACHE = '/var/tmp/gcfs-systemd-machine';
+const SUITE = 'bookworm';
+/** A node: systemd, containerd, what gcfs needs at run time (libfuse2, fuse3's fusermount). */
+const PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'containerd',
+  'libfuse2',
+  'fuse3',
+  'procps',
+  'ca-certificates',
+];
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SystemdMachine {
+  /** Its root file system, as the host sees it (write files into it from there). */
+  readonly root: string;
+  /** Run a command inside (all its namespaces, as its root); never rejects for an exit code. */
+  exec(command: string, ...args: string[]): Promise<ExecResult>;
+  /** Power it off (or kill it after 30 s) and remove its root. */
+  stop(): Promise<void>;
+}
+
+/** The cached base rootfs, made by debootstrap the first time (needs the Debian mirror). */
+async function baseRootfs(mirror: string): Promise<string> {
+  const key = `${SUITE}-${PACKAGES.join(',')}`.replace(/[^a-z0-9,.-]/g, '_');
+  const final = join(BASE_CACHE, key);
+  if (
+    await access(join(final, 'etc/os-release')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return final;
+  await mkdir(BASE_CACHE, { recursive: true });
+  const tmp = `${final}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  try {
+    await execFileAsync(
+      'debootstrap',
+      ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, tmp, mirror],
+      { maxBuffer: 64 * 2 ** 20 },
+    );
+    await rename(tmp, final);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    // Another test process may have won the rename: its tree is as good.
+    if (
+      await access(join(final, 'etc/os-release')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return final;
+    throw new GcfsError(ErrorCode.Internal, `debootstrap of ${SUITE} from ${mirror} failed`, {
+      cause: err,
+      hint: 'scripts/setup installs debootstrap; is the Debian mirror reachable?',
+    });
+  }
+  return final;
+}
+
+/** The machine's PID 1, once nspawn has started it. */
+async function machineInit(nspawn: ChildProcess): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const children = await readFile(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, 'utf8').catch(
+      () => '',
+    );
+    const pid = Number(children.trim().split(/\s+/)[0]);
+    if (pid > 0) return pid;
+    if (nspawn.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new GcfsError(ErrorCode.Internal, 'systemd-nspawn did not start the machine');
+}
+
+/** Boot a fresh machine whose root is `dir` (created; removed by stop()). */
+export async function bootSystemdMachine(dir: string, o: { mirror?: string } = {}): Promise<SystemdMachine> {
+  const base = await baseRootfs(o.mirror ?? 'http://deb.debian.org/debian');
+  await execFileAsync('cp', ['-a', '--reflink=auto', base, dir]);
+  // --keep-unit and --register=no: no systemd or machined on the host to ask for a scope.
+  const nspawn = spawn(
+    'systemd-nspawn',
+    [
+      '--boot',
+      `--directory=${dir}`,
+      '--keep-unit',
+      '--register=no',
+      '--private-network',
+      '--console=pipe',
+      '--bind=/dev/fuse',
+      '--capability=all',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  for (const stream of [nspawn.stdout, nspawn.stderr]) {
+    stream.on('data', (chunk) => {
+      output += chunk;
+    });
+  }
+  const stop = async () => {
+    if (nspawn.exitCode === null && nspawn.signalCode === null) {
+      nspawn.kill('SIGTERM'); // nspawn powers the machine off
+      const timer = setTimeout(() => nspawn.kill('SIGKILL'), 30_000);
+      await once(nspawn, 'exit');
+      clearTimeout(timer);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const init = await machineInit(nspawn);
+    const exec = (command: string, ...args: string[]) =>
+      new Promise<ExecResult>((resolve) =>
+        execFile(
+          'nsenter',
+          ['-t', String(init), '-a', command, ...args],
+          { maxBuffer: 16 * 2 ** 20 },
+          (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    // Booted: its systemd answers and has finished starting up (degraded is fine here).
+    for (let i = 0; ; i++) {
+      const state = (await exec('systemctl', 'is-system-running', '--wait')).stdout.trim();
+      if (['running', 'degraded'].includes(state)) break;
+      if (i === 100 || nspawn.exitCode !== null) {
+        throw new GcfsError(
+          ErrorCode.Internal,
+          `the systemd machine did not boot (${state}): ${output.slice(-2000)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { root: dir, exec, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,187 @@
+// deploy/systemd under a real systemd: a Debian machine with containerd, booted by
+// systemd-nspawn (testkit's SystemdMachine; this host's PID 1 is not systemd), where
+// install.sh installs gcfs as an operator would and the units run: ready only once gcfsd
+// serves, started before containerd, restarted after a crash, not restarted after a bad
+// flag, upgraded in order, uninstalled without a trace.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { bootSystemdMachine, type SystemdMachine, tempDirFor } from '@gcfs/testkit';
+
+const execFileAsync = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const INSTALL = '/root/gcfs/deploy/systemd/install.sh';
+// docs/operations.md's "containerd configuration".
+const CONTAINERD_CONFIG = `version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "gcfs"
+  disable_snapshot_annotations = false
+  discard_unpacked_layers = true
+[proxy_plugins.gcfs]
+  type = "snapshot"
+  address = "/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock"
+`;
+
+async function run(machine: SystemdMachine, command: string, ...args: string[]): Promise<string> {
+  const result = await machine.exec(command, ...args);
+  assert.equal(result.code, 0, `${command} ${args.join(' ')}: ${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The journal of both gcfsd units since `cursor`, messages only. */
+async function journalSince(machine: SystemdMachine, cursor: string): Promise<string[]> {
+  const text = await run(machine, 'journalctl', `--after-cursor=${cursor}`, '-o', 'cat', '--no-pager');
+  return text.split('\n');
+}
+
+async function cursor(machine: SystemdMachine): Promise<string> {
+  const text = await run(machine, 'journalctl', '-n', '0', '--show-cursor', '--no-pager');
+  return /-- cursor: (\S+)/.exec(text)![1]!;
+}
+
+test('under systemd: install starts the units, gcfsd counts as started once it serves and before containerd, a crash restarts it, a bad flag does not, an upgrade stops gcfsd before the downloader, uninstall leaves no mount, socket or process', async (t) => {
+  const dir = (await tempDirFor(t, 'gcfs-machine-')).path;
+  const machine = await bootSystemdMachine(join(dir, 'root'));
+  t.after(() => machine.stop());
+  await execFileAsync(join(root, 'scripts/runtime-tree'), [join(machine.root, 'root/gcfs')]);
+  // The operator's flags, before the install (kept by it): cfsd on this machine as backend.
+  const env = await readFile(join(root, 'deploy/systemd/gcfsd.env'), 'utf8');
+  await mkdir(join(machine.root, 'etc/default'), { recursive: true });
+  const gcfsdEnv = join(machine.root, 'etc/default/gcfsd');
+  await writeFile(gcfsdEnv, env.replace('--addr="', '--addr=127.0.0.1:7070"'), { mode: 0o600 });
+  assert.match(await readFile(gcfsdEnv, 'utf8'), /--addr=127\.0\.0\.1:7070"/);
+
+  const start = await cursor(machine);
+  await run(machine, INSTALL, '--from', '/root/gcfs', '--enable', 'cfsd gcfsd-downloader gcfsd');
+  assert.equal(
+    (await machine.exec('systemctl', 'is-active', 'cfsd', 'gcfsd-downloader', 'gcfsd')).stdout,
+    'active\nactive\nactive\n',
+  );
+  assert.equal((await run(machine, 'findmnt', '-n', '-o', 'FSTYPE', '/run/gcfsd/mnt')).trim(), 'fuse.gcfs');
+  for (const socket of [
+    '/run/gcfsd/admin.sock',
+    '/run/gcfsd/downloader.sock',
+    '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
+  ]) {
+    // The downloader counts as started once exec'd (Type=simple): its socket comes a moment later.
+    await until(socket, async () =>
+      (await machine.exec('test', '-S', socket)).code === 0 ? true : undefined,
+    );
+  }
+  assert.equal((await run(machine, 'stat', '-c', '%a', '/run/gcfsd')).trim(), '700');
+  // Type=notify: systemd says gcfsd started only after gcfsd said it serves.
+  const boot = await journalSince(machine, start);
+  const serving = boot.findIndex((line) => line.includes('msg="GCFSD: serving"'));
+  const started = boot.findIndex((line) => line.startsWith('Started gcfsd.service'));
+  assert.ok(serving >= 0 && started > serving, `serving at ${serving}, started at ${started}`);
+
+  // containerd configured for gcfs as the docs say: starting it starts gcfsd first and waits
+  // until gcfsd serves (WantedBy=containerd.service, Before=); its proxy snapshotter answers.
+  await mkdir(join(machine.root, 'etc/containerd'), { recursive: true });
+  await writeFile(join(machine.root, 'etc/containerd/config.toml'), CONTAINERD_CONFIG);
+  await run(machine, 'systemctl', 'stop', 'containerd', 'gcfsd', 'gcfsd-downloader');
+  const beforeContainerd = await cursor(machine);
+  await run(machine, 'systemctl', 'start', 'containerd');
+  const containerdStart = await journalSince(machine, beforeContainerd);
+  const gcfsdReady = containerdStart.findIndex((line) => line.startsWith('Started gcfsd.service'));
+  const containerdStarting = containerdStart.findIndex((line) =>
+    line.startsWith('Starting containerd.service'),
+  );
+  assert.ok(gcfsdReady >= 0 && containerdStarting > gcfsdReady, `${gcfsdReady} < ${containerdStarting}`);
+  await run(machine, 'ctr', 'snapshots', '--snapshotter', 'gcfs', 'ls');
+
+  // A crash: systemd restarts gcfsd, which detaches the dead mount first.
+  const crashed = await run(machine, 'systemctl', 'show', '-p', 'MainPID', '--value', 'gcfsd');
+  await run(machine, 'kill', '-9', crashed.trim());
+  await until('gcfsd restarted', async () => {
+    const show = await run(machine, 'systemctl', 'show', '-p', 'NRestarts', '-p', 'ActiveState', 'gcfsd');
+    return show.includes('NRestarts=1') && show.includes('ActiveState=active') ? true : undefined;
+  });
+  assert.match(await run(machine, 'journalctl', '-u', 'gcfsd', '-o', 'cat'), /Unmounted a stale mount/);
+  assert.equal(
+    (await run(machine, 'findmnt', '-n', '-t', 'fuse.gcfs', '-o', 'TARGET')).trim(),
+    '/run/gcfsd/mnt',
+  );
+
+  // A bad flag (exit code 2) is not restarted: the unit fails and says why.
+  const good = await readFile(gcfsdEnv, 'utf8');
+  await writeFile(gcfsdEnv, good.replace('GCFSD_FLAGS="', 'GCFSD_FLAGS="--no_such_flag=1 '));
+  assert.notEqual((await machine.exec('systemctl', 'restart', 'gcfsd')).code, 0);
+  await until('gcfsd failed', async () =>
+    (await machine.exec('systemctl', 'is-failed', 'gcfsd')).stdout.trim() === 'failed' ? true : undefined,
+  );
+  assert.match(await run(machine, 'systemctl', 'show', '-p', 'NRestarts', 'gcfsd'), /NRestarts=0/);
+  assert.match(await run(machine, 'journalctl', '-u', 'gcfsd', '-o', 'cat'), /no_such_flag/);
+  await writeFile(gcfsdEnv, good);
+  await run(machine, 'systemctl', 'reset-failed', 'gcfsd');
+  await run(machine, 'systemctl', 'start', 'gcfsd');
+
+  // Upgrade: gcfsd stops (unmounting) before the downloader, which starts again first; cfsd,
+  // not asked for but running the old tree, restarts too.
+  const before = await cursor(machine);
+  await run(machine, INSTALL, '--from', '/root/gcfs');
+  const upgrade = await journalSince(machine, before);
+  const order = [
+    upgrade.findIndex((line) => line.includes('msg="GCFSD: stopped"')),
+    upgrade.findIndex((line) => line.includes('msg="Layer downloader stopped"')),
+    upgrade.findIndex((line) => line.startsWith('Started gcfsd-downloader.service')),
+    upgrade.findIndex((line) => line.startsWith('Starting gcfsd.service')),
+    upgrade.findIndex((line) => line.includes('msg="GCFSD: serving"')),
+  ];
+  assert.ok(
+    order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+    `upgrade order ${order}`,
+  );
+  assert.ok(
+    upgrade.some((line) => line.includes('msg="cfsd serving"')),
+    'cfsd restarted',
+  );
+  assert.match(await readFile(gcfsdEnv, 'utf8'), /--addr=127\.0\.0\.1:7070"/, 'the flags are kept');
+  assert.equal(
+    (await machine.exec('systemctl', 'is-active', 'gcfsd-downloader', 'gcfsd')).stdout,
+    'active\nactive\n',
+  );
+
+  // Uninstall: refused while containerd is configured for gcfs; done as the docs say.
+  const refused = await machine.exec('/opt/gcfs/deploy/systemd/install.sh', 'uninstall', '--purge');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /still uses the gcfs snapshotter/);
+  await writeFile(join(machine.root, 'etc/containerd/config.toml'), '');
+  await run(machine, 'systemctl', 'restart', 'containerd');
+  await run(machine, '/opt/gcfs/deploy/systemd/install.sh', 'uninstall', '--purge');
+  assert.equal((await machine.exec('systemctl', 'is-active', 'containerd')).stdout.trim(), 'active');
+  assert.equal((await machine.exec('findmnt', '-n', '-t', 'fuse.gcfs')).stdout, '', 'no gcfs mount');
+  assert.equal((await machine.exec('pgrep', '-f', '/opt/gcfs/')).stdout, '', 'no gcfs process');
+  for (const gone of [
+    '/run/gcfsd',
+    '/run/containerd-gcfs-grpc',
+    '/etc/systemd/system/containerd.service.wants/gcfsd.service',
+    '/opt/gcfs',
+    '/etc/default/gcfsd',
+    '/var/lib/cfsd',
+  ]) {
+    assert.notEqual((await machine.exec('test', '-e', gone)).code, 0, `${gone} is gone`);
+  }
+  assert.equal(
+    (await run(machine, 'ls', '/usr/local/bin', '/usr/local/lib/systemd/system'))
+      .replace(/\S+:\n/g, '')
+      .trim(),
+    '',
+  );
+  const units = await machine.exec('systemctl', 'list-unit-files', '--no-pager', 'gcfs*', 'cfsd*');
+  assert.match(units.stdout, /^0 unit files listed/m);
+});

@@ -7,7 +7,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { cri } from '@gcfs/proto';
-import type { CriClient, ExecResult } from '@gcfs/testkit';
+import type { CriClient, CriExecResult } from '@gcfs/testkit';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 
@@ -71,7 +71,7 @@ export interface RunningPod {
   /** CRI log files by container name. */
   logs: Record<string, string>;
   /** Run a container's preStop hook as kubelet does (ExecSync within the grace period). */
-  preStop(name: string): Promise<ExecResult | undefined>;
+  preStop(name: string): Promise<CriExecResult | undefined>;
   /** Delete the pod as kubelet does: preStop hooks, StopContainer with the grace period, removal. */
   delete(): Promise<Record<string, number>>;
 }

@@ -78,7 +78,9 @@ const WORKLOAD: ImageSpec = {
 };
 
 /** Build the image (or reuse the cached build) and push it; the pushed reference by tag. */
-async function buildAndPushImage(registryHost: string): Promise<{ ref: string; version: string }> {
+async function buildAndPushImage(
+  registryHost: string,
+): Promise<{ ref: string; version: string; revision: string }> {
   const args = ['scripts/build-image.mjs', '--json', '--push', `${registryHost}/gcfs/gcfs`];
   const { stdout } = await run(process.execPath, args, { cwd: ROOT, maxBuffer: 64 * MiB }).catch(
     (err: { stderr?: string }) => assert.fail(`scripts/build-image failed:\n${err.stderr?.slice(-4000)}`),
@@ -92,7 +94,11 @@ async function buildAndPushImage(registryHost: string): Promise<{ ref: string; v
   assert.ok(built.labels['org.opencontainers.image.source']);
   assert.ok(!Number.isNaN(Date.parse(built.labels['org.opencontainers.image.created'] ?? '')));
   assert.match(built.pushed, new RegExp(`^${registryHost}/gcfs/gcfs:${version}@sha256:[0-9a-f]{64}$`));
-  return { ref: built.pushed.split('@')[0]!, version: built.version };
+  return {
+    ref: built.pushed.split('@')[0]!,
+    version: built.version,
+    revision: built.labels['org.opencontainers.image.revision']!,
+  };
 }
 
 /** Mount `path` on itself, shared: a node's / is (systemd), and CRI's propagation needs it. */
@@ -243,7 +249,19 @@ test('the image runs the node: gcfsd from the DaemonSet streams pods of a second
   const first = await startGcfsPod();
   assert.equal(await probe(metricsPort, '/healthz'), 200);
   const version = await systemCri.execSync(first.containers.gcfsd!, ['gcfsd', '--version'], 10);
-  assert.deepEqual(version, { exitCode: 0, stdout: `gcfsd ${image.version}\n`, stderr: '' });
+  assert.deepEqual(version, {
+    exitCode: 0,
+    stdout: `gcfsd ${image.version} (commit ${image.revision})\n`,
+    stderr: '',
+  });
+  // gcfsctl is on the image's PATH, and finds the node healthy (as an operator would
+  // through kubectl exec).
+  const status = await systemCri.execSync(
+    first.containers.gcfsd!,
+    ['gcfsctl', 'status', `--mount_point=${mountPoint}`],
+    30,
+  );
+  assert.equal(status.exitCode, 0, `${status.stdout}${status.stderr}`);
   // The FUSE mount reached the host through the Bidirectional mount.
   assert.deepEqual(await mountsUnder(mountPoint), [mountPoint]);
 

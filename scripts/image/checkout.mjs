@@ -1,29 +1,16 @@
 // The gcfs side of the container image: which commit it is built from, and that commit
-// checked out clean, installed with `npm ci`, built, pruned to production dependencies and
-// cut into the directories of the image's runtime, dependencies and application layers.
+// checked out clean, installed with `npm ci`, built, made into its runtime tree (as
+// deploy/systemd/install.sh installs it) and cut into the directories of the image's
+// runtime, dependencies and application layers.
 
 import { spawn } from 'node:child_process';
-import {
-  chmod,
-  copyFile,
-  cp,
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  realpath,
-  rename,
-  rm,
-  symlink,
-} from 'node:fs/promises';
-import { dirname, extname, join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode, GcfsError } from '@gcfs/core';
 import { runTool } from '@gcfs/image-builder';
 
 /** Where the application lives in the image; its layout is the repository's. */
 export const APP_DIR = 'opt/gcfs';
-/** The files of a package's dist/src that run: no declarations, maps or tests. */
-const RUNTIME_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.json']);
 
 const git = (repo, args, what) => runTool('git', ['-C', repo, ...args], what).then((out) => out.trim());
 
@@ -64,9 +51,9 @@ export async function snapshotCheckout(repo) {
 }
 
 /** Run a build step with its output on our stderr (stdout stays for the script's result). */
-function step(command, args, cwd, what) {
+function step(command, args, cwd, what, env = process.env) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 2, 2] });
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 2, 2] });
     child.on('error', (err) =>
       reject(new GcfsError(ErrorCode.FailedPrecondition, `${what}: cannot run ${command}`, { cause: err })),
     );
@@ -78,106 +65,60 @@ function step(command, args, cwd, what) {
   });
 }
 
-async function readJson(path) {
-  return JSON.parse(await readFile(path, 'utf8'));
-}
-
-/** Workspace packages that have executables, and every workspace package they depend on. */
-async function shippedPackages(src) {
-  const all = new Map();
-  for (const dir of await readdir(join(src, 'packages'))) {
-    const manifest = await readJson(join(src, 'packages', dir, 'package.json')).catch(() => undefined);
-    if (manifest !== undefined) all.set(manifest.name, { dir, manifest });
+/** Every executable the workspace packages declare: name → path relative to the tree. */
+async function workspaceBins(tree) {
+  const bins = {};
+  for (const dir of await readdir(join(tree, 'packages'))) {
+    const manifest = JSON.parse(await readFile(join(tree, 'packages', dir, 'package.json'), 'utf8'));
+    for (const [name, path] of Object.entries(manifest.bin ?? {})) bins[name] = join('packages', dir, path);
   }
-  const wanted = new Map();
-  const visit = (name) => {
-    const pkg = all.get(name);
-    if (pkg === undefined || wanted.has(name)) return;
-    wanted.set(name, pkg);
-    for (const dep of Object.keys(pkg.manifest.dependencies ?? {})) visit(dep);
-  };
-  for (const [name, pkg] of all) if (pkg.manifest.bin !== undefined) visit(name);
-  return { all, wanted };
-}
-
-/** Copy what of `from` runs (RUNTIME_EXTENSIONS) to `to`, keeping the tree. */
-async function copyRuntimeFiles(from, to) {
-  await cp(from, to, {
-    recursive: true,
-    filter: async (path) => (await lstat(path)).isDirectory() || RUNTIME_EXTENSIONS.has(extname(path)),
-  });
+  return bins;
 }
 
 /**
- * Check out `commit` into `<dir>/src`, `npm ci`, build, prune to production dependencies, and
- * lay the result out as three layer trees: `<dir>/node` (the Node runtime at
- * /usr/local/bin/node), `<dir>/deps` (/opt/gcfs/node_modules), `<dir>/app` (the shipped
- * packages' package.json, bin/, dist/src and native addons, scripts/exec-node, and every
- * package's executables linked into /usr/local/bin). Returns those dirs and what was shipped.
+ * Check out `commit` into `<dir>/src`, `npm ci`, build, and make its runtime tree with
+ * scripts/runtime-tree (the /opt/gcfs that deploy/systemd/install.sh installs: production
+ * dependencies, the Node runtime in node_modules/node), then split that tree into the layers'
+ * directories: `<dir>/node` (the runtime, and /usr/local/bin/node), `<dir>/deps` (the rest of
+ * node_modules), `<dir>/app` (packages, scripts, docs, deploy, and every workspace
+ * executable linked into /usr/local/bin). Stacked, they are /opt/gcfs as runtime-tree made it.
  */
 export async function buildCheckout(repo, commit, dir, log) {
   const src = join(dir, 'src');
   await mkdir(src);
-  await runTool(
-    'git',
-    ['-C', repo, 'archive', '--format=tar', `--output=${join(dir, 'src.tar')}`, commit],
-    'git archive',
-  );
-  await runTool('tar', ['-x', '-f', join(dir, 'src.tar'), '-C', src], 'extracting the checkout');
-  await rm(join(dir, 'src.tar'));
+  const archive = join(dir, 'src.tar');
+  await runTool('git', ['-C', repo, 'archive', '--format=tar', `--output=${archive}`, commit], 'git archive');
+  await runTool('tar', ['-x', '-f', archive, '-C', src], 'extracting the checkout');
+  await rm(archive);
   log('npm ci (the checkout, development dependencies included)');
   await step('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], src, 'npm ci');
   log('npm run build');
-  await step('npm', ['run', '--silent', 'build'], src, 'npm run build');
+  // No commit in the build's own build-info.json: the layers serve every commit of this tree;
+  // the image's last layer (gcfs-image.mjs) stamps the commit.
+  await step('npm', ['run', '--silent', 'build'], src, 'npm run build', { ...process.env, GCFS_COMMIT: '' });
+  log('scripts/runtime-tree');
+  const tree = join(dir, 'tree');
+  await step(join(src, 'scripts/runtime-tree'), [tree], src, 'scripts/runtime-tree');
+  await rm(src, { recursive: true });
 
   const layers = { node: join(dir, 'node'), deps: join(dir, 'deps'), app: join(dir, 'app') };
-  // The runtime is a development dependency (scripts run on it): taken before the prune.
-  const node = join(layers.node, 'usr/local/bin/node');
-  await mkdir(dirname(node), { recursive: true });
-  await copyFile(await realpath(join(src, 'node_modules/.bin/node')), node);
-  await chmod(node, 0o755);
-  const nodeVersion = (await runTool(node, ['--version'], 'node --version')).trim();
+  const modules = join(tree, 'node_modules');
+  const runtime = join(layers.node, APP_DIR, 'node_modules');
+  await mkdir(join(runtime, '.bin'), { recursive: true });
+  await rename(join(modules, 'node'), join(runtime, 'node'));
+  await rename(join(modules, '.bin/node'), join(runtime, '.bin/node'));
+  await mkdir(join(layers.node, 'usr/local/bin'), { recursive: true });
+  await symlink(`/${APP_DIR}/node_modules/node/bin/node`, join(layers.node, 'usr/local/bin/node'));
+  await mkdir(join(layers.deps, APP_DIR), { recursive: true });
+  await rename(modules, join(layers.deps, APP_DIR, 'node_modules'));
+  await mkdir(join(layers.app, 'opt'), { recursive: true });
+  await rename(tree, join(layers.app, APP_DIR));
 
-  log('npm prune --omit=dev');
-  await step('npm', ['prune', '--omit=dev', '--no-audit', '--no-fund', '--loglevel=error'], src, 'npm prune');
-  const { all, wanted } = await shippedPackages(src);
-  const deps = join(layers.deps, APP_DIR, 'node_modules');
-  await mkdir(dirname(deps), { recursive: true });
-  await rename(join(src, 'node_modules'), deps);
-  // Links to workspace packages that are not shipped (test helpers) would dangle. npm's hidden
-  // lockfile names the root's development dependencies too: without it, the layer changes
-  // only when the production dependencies do.
-  for (const [name] of all) if (!wanted.has(name)) await rm(join(deps, name), { force: true });
-  await rm(join(deps, '.package-lock.json'), { force: true });
-
-  const app = join(layers.app, APP_DIR);
-  await mkdir(join(app, 'scripts'), { recursive: true });
-  await copyFile(join(src, 'package.json'), join(app, 'package.json'));
-  await copyFile(join(src, 'scripts/exec-node'), join(app, 'scripts/exec-node'));
-  const bins = [];
-  for (const [, { dir: pkgDir, manifest }] of wanted) {
-    const from = join(src, 'packages', pkgDir);
-    const to = join(app, 'packages', pkgDir);
-    await mkdir(to, { recursive: true });
-    await copyFile(join(from, 'package.json'), join(to, 'package.json'));
-    await copyRuntimeFiles(join(from, 'dist/src'), join(to, 'dist/src'));
-    for (const extra of ['bin', 'build/Release']) {
-      await cp(join(from, extra), join(to, extra), {
-        recursive: true,
-        filter: (path) => !path.includes('/build/Release/') || path.endsWith('.node'),
-      }).catch((err) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-    }
-    for (const [name, path] of Object.entries(manifest.bin ?? {})) {
-      bins.push(name);
-      await mkdir(join(layers.app, 'usr/local/bin'), { recursive: true });
-      await symlink(`/${APP_DIR}/packages/${pkgDir}/${path}`, join(layers.app, 'usr/local/bin', name));
-    }
+  const bins = await workspaceBins(join(layers.app, APP_DIR));
+  await mkdir(join(layers.app, 'usr/local/bin'), { recursive: true });
+  for (const [name, path] of Object.entries(bins)) {
+    await symlink(`/${APP_DIR}/${path}`, join(layers.app, 'usr/local/bin', name));
   }
-  // scripts/exec-node runs the project's own runtime from node_modules/.bin, as in a checkout.
-  await mkdir(join(app, 'node_modules/.bin'), { recursive: true });
-  await symlink('/usr/local/bin/node', join(app, 'node_modules/.bin/node'));
-  await rm(src, { recursive: true });
-  return { layers, bins: bins.sort(), packages: [...wanted.keys()].sort(), nodeVersion };
+  const nodeVersion = (await runTool(join(runtime, 'node/bin/node'), ['--version'], 'node --version')).trim();
+  return { layers, bins: Object.keys(bins).sort(), nodeVersion };
 }

@@ -4,9 +4,14 @@
 // are written over them on every run (a few ms). Four layers, from the one that changes least to the one that changes
 // with every release, so that an upgrade pulls only what changed:
 //   1. Debian 12 packages: glibc, libstdc++, libfuse2, fuse3, bash, coreutils, mount (~12 MB)
-//   2. the Node 24 runtime, /usr/local/bin/node (~40 MB)
-//   3. production node_modules, /opt/gcfs/node_modules
-//   4. the built packages under /opt/gcfs, their executables linked into /usr/local/bin
+//   2. the Node 24 runtime, /opt/gcfs/node_modules/node (and /usr/local/bin/node)
+//   3. the other production node_modules
+//   4. the rest of scripts/runtime-tree's /opt/gcfs (packages, docs, deploy), every workspace
+//      executable linked into /usr/local/bin
+//   5. @gcfs/core's build-info.json with the commit (gcfsVersion(), `gcfsd --version`), a few
+//      hundred bytes written on every run like the config, so that layers 1-4 serve every
+//      commit of the same tree
+// Stacked, /opt/gcfs is the tree deploy/systemd/install.sh installs (--from can take it).
 // Every entry has the same owner (root) and mtime: the same input gives the same layer digest.
 
 import { createHash } from 'node:crypto';
@@ -31,7 +36,8 @@ export const IMAGE_CACHE = '/var/tmp/gcfs-image-cache';
 const FORMAT = 1;
 /** Layer sets kept in the cache; older ones are removed after a build. */
 const KEEP_BUILDS = 3;
-const LAYER_NAMES = ['debian', 'node', 'node_modules', 'gcfs'];
+const LAYER_NAMES = ['debian', 'node', 'node_modules', 'gcfs', 'version'];
+const BUILD_INFO = `${APP_DIR}/packages/core/dist/build-info.json`;
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
@@ -80,6 +86,26 @@ export const DEBIAN_PACKAGES = {
 async function layerOf(dir) {
   const entries = (await directoryEntries(dir)).map((e) => ({ ...e, uid: 0, gid: 0, mtime: DEFAULT_MTIME }));
   return { entries, compression: 'gzip' };
+}
+
+/** The layer that says which commit the image is: build-info.json as `npm run build` writes it. */
+function versionLayer({ version, revision }) {
+  const parts = BUILD_INFO.split('/');
+  const dirs = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+  const common = { uid: 0, gid: 0, mtime: DEFAULT_MTIME };
+  return {
+    compression: 'gzip',
+    entries: [
+      ...dirs.map((path) => ({ ...common, type: 'dir', path, mode: 0o755 })),
+      {
+        ...common,
+        type: 'file',
+        path: BUILD_INFO,
+        mode: 0o644,
+        content: `${JSON.stringify({ version, commit: revision })}\n`,
+      },
+    ],
+  };
 }
 
 /**
@@ -174,8 +200,8 @@ export async function buildGcfsImage({ repo, log, refreshDebian = false }) {
       files.push(await byteSize(d));
     }
     await removeTree(work);
-    const { bins, packages, nodeVersion } = fromCheckout;
-    return { layers, files, bins, packages, nodeVersion };
+    const { bins, nodeVersion } = fromCheckout;
+    return { layers, files, bins, nodeVersion };
   });
   if (!fromCache) await pruneCache(KEEP_BUILDS);
   const labels = {
@@ -189,13 +215,15 @@ export async function buildGcfsImage({ repo, log, refreshDebian = false }) {
     'org.opencontainers.image.licenses': 'Apache-2.0',
   };
   const layoutDir = join(IMAGE_CACHE, `layers-${key}`, 'layout');
+  const stamp = await buildLayer(await OciLayout.open(layoutDir), versionLayer(checkout), 'oci');
+  const layers = [...built.layers, stamp];
   const image = await imageOfLayers(
     {
       created: checkout.created,
       config: { env: [`PATH=${PATH}`], cmd: ['gcfsd'], workingDir: '/', labels },
       annotations: labels,
     },
-    built.layers,
+    layers,
     { layoutDir, tag: checkout.version },
   );
   log(
@@ -209,15 +237,14 @@ export async function buildGcfsImage({ repo, log, refreshDebian = false }) {
     layoutDir,
     fromCache,
     bins: built.bins,
-    packages: built.packages,
     nodeVersion: built.nodeVersion,
     debianPackages: debian.packages.map((p) => `${p.name}=${p.version}`),
-    layers: built.layers.map((layer, i) => ({
+    layers: layers.map((layer, i) => ({
       name: LAYER_NAMES[i],
       digest: layer.descriptor.digest,
       compressed: layer.descriptor.size,
       uncompressed: layer.uncompressedSize,
-      files: built.files[i],
+      files: built.files[i] ?? layer.uncompressedSize,
     })),
   };
   return { image, description };

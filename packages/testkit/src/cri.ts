@@ -41,7 +41,7 @@ export interface ContainerOptions {
   securityContext?: Pick<Partial<cri.LinuxContainerSecurityContext>, 'privileged' | 'capabilities'>;
 }
 
-export interface ExecResult {
+export interface CriExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
@@ -198,7 +198,7 @@ export class CriClient {
    * Run `cmd` in a running container, as kubelet runs exec probes and preStop hooks; its
    * exit code and output. `timeoutSeconds` 0: no timeout.
    */
-  async execSync(id: string, cmd: string[], timeoutSeconds = 0): Promise<ExecResult> {
+  async execSync(id: string, cmd: string[], timeoutSeconds = 0): Promise<CriExecResult> {
     const response = await this.#call(
       'ExecSync',
       this.#runtime.execSync.bind(this.#runtime),

@@ -12,6 +12,13 @@ import { runTool } from '@gcfs/image-builder';
 /** Where the application lives in the image; its layout is the repository's. */
 export const APP_DIR = 'opt/gcfs';
 
+const IDENTITY = {
+  GIT_AUTHOR_NAME: 'scripts/build-image',
+  GIT_AUTHOR_EMAIL: 'build-image@gcfs.invalid',
+  GIT_COMMITTER_NAME: 'scripts/build-image',
+  GIT_COMMITTER_EMAIL: 'build-image@gcfs.invalid',
+};
+
 const git = (repo, args, what) => runTool('git', ['-C', repo, ...args], what).then((out) => out.trim());
 
 /** The URL an image says it came from, without credentials; the checkout's path when it has no remote. */
@@ -37,7 +44,12 @@ async function sourceUrl(repo) {
  */
 export async function snapshotCheckout(repo) {
   const head = await git(repo, ['rev-parse', 'HEAD'], 'reading HEAD');
-  const stash = await git(repo, ['stash', 'create'], 'snapshotting the working tree');
+  // A commit object needs an identity: a CI clone may have none configured.
+  const stash = (
+    await runTool('git', ['-C', repo, 'stash', 'create'], 'snapshotting the working tree', {
+      env: { ...process.env, ...IDENTITY },
+    })
+  ).trim();
   const commit = stash === '' ? head : stash;
   const packageJson = JSON.parse(await git(repo, ['show', `${commit}:package.json`], 'reading package.json'));
   return {

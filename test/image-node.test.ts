@@ -2,9 +2,8 @@
 // under /var/tmp) and pushes it to a real registry; a "system" containerd runs the gcfsd
 // DaemonSet's pod from it through CRI as kubelet would, read from deploy/kubernetes (mounts
 // with their propagation, privileges, arguments; only host paths, host ports and --addr
-// substituted);
-// a second containerd, configured as a node is (deploy/containerd/gcfs.toml imported, CRI
-// set to the gcfs snapshotter), streams a pod's image through that gcfsd. Then the DaemonSet
+// substituted); a second containerd, configured as a node is (deploy/containerd/gcfs.toml
+// imported, CRI set to the gcfs snapshotter), streams a pod's image through that gcfsd. Then the DaemonSet
 // pod is replaced as a rollout does (preStop hook, StopContainer with the grace period, a new
 // pod from the image), and the test records what the running pods see.
 

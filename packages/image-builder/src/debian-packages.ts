@@ -97,9 +97,18 @@ async function ageMs(path: string): Promise<number> {
 function parseUris(text: string, names: string[]): DebianPackage[] {
   const found: DebianPackage[] = [];
   for (const line of text.split('\n')) {
-    const match = /^'[^']+' (\S+)_(\S+)_\S+\.deb \d+ SHA256:([0-9a-f]{64})$/.exec(line.trim());
-    if (match) {
-      found.push({ name: match[1]!, version: decodeURIComponent(match[2]!), sha256: match[3]! });
+    const [uri, file, size, checksum] = line.trim().split(' ');
+    const [name, version, arch] = file?.endsWith('.deb') ? file.slice(0, -4).split('_') : [];
+    const sha256 = checksum?.startsWith('SHA256:') ? checksum.slice('SHA256:'.length) : '';
+    if (
+      uri?.startsWith("'") &&
+      name &&
+      version &&
+      arch &&
+      /^\d+$/.test(size ?? '') &&
+      /^[0-9a-f]{64}$/.test(sha256)
+    ) {
+      found.push({ name, version: decodeURIComponent(version), sha256 });
     }
   }
   const missing = names.filter((n) => !found.some((p) => p.name === n));

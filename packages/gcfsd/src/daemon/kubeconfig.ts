@@ -38,14 +38,28 @@ export interface ApiCredentials {
 /** The kubelet's kubeconfig (kubeadm's path, then the kubelet's own default), the first found. */
 export const KUBELET_KUBECONFIGS = ['/etc/kubernetes/kubelet.conf', '/var/lib/kubelet/kubeconfig'];
 
-const PEM_BLOCK = /-----BEGIN ([A-Z ]+)-----[\s\S]*?-----END \1-----/g;
-
-/** The PEM blocks of `text` whose label `accept` takes, e.g. every CERTIFICATE. */
+/**
+ * The PEM blocks of `text` whose label `accept` takes, e.g. every CERTIFICATE. Read line by
+ * line (a regular expression over the whole file would be super-linear on hostile input).
+ */
 function pemBlocks(text: string, accept: (label: string) => boolean): string {
-  return [...text.matchAll(PEM_BLOCK)]
-    .filter((m) => accept(m[1] ?? ''))
-    .map((m) => `${m[0]}\n`)
-    .join('');
+  let out = '';
+  let block: { label: string; lines: string[] } | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (block === undefined) {
+      if (line.startsWith('-----BEGIN ') && line.endsWith('-----')) {
+        block = { label: line.slice('-----BEGIN '.length, -'-----'.length), lines: [line] };
+      }
+      continue;
+    }
+    block.lines.push(line);
+    if (line === `-----END ${block.label}-----`) {
+      if (accept(block.label)) out += `${block.lines.join('\n')}\n`;
+      block = undefined;
+    }
+  }
+  return out;
 }
 
 function parseCertificate(pem: string): X509Certificate | undefined {
@@ -165,11 +179,17 @@ export async function loadKubeconfig(path: string): Promise<ApiServer> {
   const servername = text(cluster, 'tls-server-name');
   return {
     // A path is kept: some servers sit behind a proxy prefix (https://host/k8s/clusters/c1).
-    url: server.replace(/\/+$/, ''),
+    url: withoutTrailingSlashes(server),
     ...(ca === undefined ? {} : { ca }),
     ...(servername === undefined ? {} : { servername }),
     ...(cluster['insecure-skip-tls-verify'] === true ? { insecureSkipTlsVerify: true } : {}),
     credentials,
     source: `kubeconfig ${path}`,
   };
+}
+
+function withoutTrailingSlashes(url: string): string {
+  let end = url.length;
+  while (end > 0 && url[end - 1] === '/') end--;
+  return url.slice(0, end);
 }

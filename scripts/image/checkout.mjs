@@ -38,18 +38,38 @@ async function sourceUrl(repo) {
 }
 
 /**
+ * A commit object of the working tree. `git stash create` exits 1 without a word when another
+ * git process holds the index lock, so it is tried again before giving up.
+ */
+async function stashCommit(repo) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // A commit object needs an identity: a CI clone may have none configured.
+      const out = await runTool('git', ['-C', repo, 'stash', 'create'], 'snapshotting the working tree', {
+        env: { ...process.env, ...IDENTITY },
+      });
+      return out.trim();
+    } catch (err) {
+      if (attempt === 5) {
+        throw new GcfsError(ErrorCode.Internal, `git stash create failed in ${repo}`, {
+          cause: err,
+          hint: 'another git process may hold .git/index.lock; commit or stash your changes and retry',
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+/**
  * The commit to build: HEAD, or when tracked files were changed a commit object of the
  * working tree made by `git stash create` (which touches neither the tree nor the stash list).
  * Untracked files are never part of it.
  */
 export async function snapshotCheckout(repo) {
   const head = await git(repo, ['rev-parse', 'HEAD'], 'reading HEAD');
-  // A commit object needs an identity: a CI clone may have none configured.
-  const stash = (
-    await runTool('git', ['-C', repo, 'stash', 'create'], 'snapshotting the working tree', {
-      env: { ...process.env, ...IDENTITY },
-    })
-  ).trim();
+  const changed = await git(repo, ['status', '--porcelain', '--untracked-files=no'], 'reading the status');
+  const stash = changed === '' ? '' : await stashCommit(repo);
   const commit = stash === '' ? head : stash;
   const packageJson = JSON.parse(await git(repo, ['show', `${commit}:package.json`], 'reading package.json'));
   return {

@@ -103,8 +103,10 @@ function convert(flag: FlagDefinition, raw: string): unknown {
     case 'list':
       return raw === '' ? [] : raw.split(',');
     case 'string':
-    case 'enum':
       return raw;
+    case 'enum':
+      // As logrus and most Go parsers of names: `--log_level=WARNING` is `warning`.
+      return flag.choices.find((choice) => choice.toLowerCase() === raw.toLowerCase()) ?? raw;
   }
 }
 

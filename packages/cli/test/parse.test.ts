@@ -119,6 +119,8 @@ describe('parseFlags', () => {
   it('parses enums', () => {
     assert.equal(run('--level=high').level, 'high');
     assert.equal(run('-level', 'low').level, 'low');
+    assert.equal(run('--level=HIGH').level, 'high', 'any case, as logrus reads its levels');
+    assert.throws(() => run('--level=higher'), /must be one of low, high/);
   });
 
   it('parses lists from repeats and commas, replacing the default', () => {

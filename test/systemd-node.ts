@@ -1,6 +1,6 @@
 // The node side of test/systemd-boot.test.ts: the booted machine's containerd configured as
-// docs/operations.md says (plus what any node has: its sandbox image, its registry hosts), a
-// registry on the host it reaches, and pods run in it through CRI from the host.
+// docs/operations.md says, a registry on the host that it reaches (described in the hosts
+// directory as the docs say), and pods run in it through CRI from the host.
 
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -22,9 +22,8 @@ const HOSTS_DIR = '/etc/containerd/certs.d';
 const LOGS = '/var/log/pods/gcfs-test';
 
 /**
- * containerd's configuration: docs/operations.md's "containerd configuration" (the gcfs lines)
- * with the node's own settings: its pause image, its registry hosts directory (the one gcfsd
- * and cfsd read) and no negative oom_score_adj (refused in this container).
+ * containerd's configuration: docs/operations.md's "containerd configuration" (the gcfs lines,
+ * `config_path`) with the node's own settings: its pause image, no negative oom_score_adj.
  */
 export function containerdConfig(sandboxImage: string): string {
   return `version = 2

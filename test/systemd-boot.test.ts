@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { seededSha256 } from '@gcfs/image-builder';
-import { bootSystemdMachine, type SystemdMachine, tempDirFor } from '@gcfs/testkit';
+import { bootSystemdMachine, makeTempDir, type SystemdMachine } from '@gcfs/testkit';
 import { BLOB, registryLayers, retried } from './image-node.js';
 import { containerdConfig, MachineCri, nodeNetwork, writeRegistryHosts } from './systemd-node.js';
 
@@ -49,17 +49,21 @@ async function cursor(machine: SystemdMachine): Promise<string> {
 }
 
 test('under systemd: install starts the units, gcfsd counts as started once it serves and before containerd, a crash restarts it, a bad flag does not, gcfsctl says healthy, a pod streams, an upgrade stops gcfsd before the downloader and keeps the files of a running pod, uninstall leaves no mount, socket or process', async (t) => {
-  const dir = (await tempDirFor(t, 'gcfs-machine-')).path;
-  // The machine's network reaches the registry on the host through a veth.
-  const node = await nodeNetwork();
+  // One hook, in this order: the machine's root must outlive it (its poweroff runs from there).
+  const dir = await makeTempDir('gcfs-machine-');
+  let node: Awaited<ReturnType<typeof nodeNetwork>> | undefined;
   let machine: SystemdMachine | undefined;
   let cri: MachineCri | undefined;
   t.after(async () => {
-    cri?.client.close();
-    await machine?.stop(); // kills the pods, their mounts are the machine's
-    await node.stop();
+    // runc's cgroups (v1, cgroupfs) outlive a machine powered off with pods: remove them first.
+    await cri?.drain().catch(() => undefined);
+    await machine?.stop();
+    await node?.stop();
+    await dir.cleanup();
   });
-  machine = await bootSystemdMachine(join(dir, 'root'), { netns: `/run/netns/${node.network.name}` });
+  // The machine's network reaches the registry on the host through a veth.
+  node = await nodeNetwork();
+  machine = await bootSystemdMachine(join(dir.path, 'root'), { netns: `/run/netns/${node.network.name}` });
   await writeRegistryHosts(machine, node.registry.host);
   await execFileAsync(join(root, 'scripts/runtime-tree'), [join(machine.root, 'root/gcfs')]);
   // The operator's flags, before the install (kept by it): cfsd on this machine as backend.

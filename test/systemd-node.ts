@@ -126,7 +126,10 @@ export class MachineCri {
 
   /** Remove the pods (as a drain does) and close the client. */
   async drain(): Promise<void> {
-    for (const id of this.#pods.splice(0)) await this.client.removePod(id);
-    this.client.close();
+    try {
+      for (const id of this.#pods.splice(0)) await this.client.removePod(id);
+    } finally {
+      this.client.close();
+    }
   }
 }

@@ -138,22 +138,34 @@ export async function bootSystemdMachine(
       output += chunk;
     });
   }
+  let init: number | undefined;
   const stop = async () => {
     if (nspawn.exitCode === null && nspawn.signalCode === null) {
       nspawn.kill('SIGTERM'); // nspawn powers the machine off
-      const timer = setTimeout(() => nspawn.kill('SIGKILL'), 30_000);
+      // A machine that does not power off (its root removed under it: no poweroff.target)
+      // would outlive nspawn with all its services: its PID 1 goes first, which ends every
+      // process of its PID namespace (nspawn's child until nspawn exits: the pid is its own).
+      const timer = setTimeout(() => {
+        try {
+          if (init !== undefined) process.kill(init, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+        setTimeout(() => nspawn.kill('SIGKILL'), 5_000).unref();
+      }, 30_000);
       await once(nspawn, 'exit');
       clearTimeout(timer);
     }
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const init = await machineInit(nspawn);
+    init = await machineInit(nspawn);
+    const pid = init;
     const exec = (command: string, ...args: string[]) =>
       new Promise<ExecResult>((resolve) =>
         execFile(
           'nsenter',
-          ['-t', String(init), '-a', command, ...args],
+          ['-t', String(pid), '-a', command, ...args],
           { maxBuffer: 16 * 2 ** 20 },
           (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
         ),
@@ -177,7 +189,7 @@ export async function bootSystemdMachine(
     const remounted = await exec('sh', '-c', remount);
     if (remounted.code !== 0)
       throw new GcfsError(ErrorCode.Internal, `cgroup hierarchies stay read-only: ${remounted.stderr}`);
-    return { root: dir, pid: init, exec, stop };
+    return { root: dir, pid, exec, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -2,7 +2,9 @@
 // systemd-nspawn (testkit's SystemdMachine; this host's PID 1 is not systemd), where
 // install.sh installs gcfs as an operator would and the units run: ready only once gcfsd
 // serves, started before containerd, restarted after a crash, not restarted after a bad
-// flag, upgraded in order, uninstalled without a trace.
+// flag, healthy in `gcfsctl status`, streaming a pod's image (from a registry on the host,
+// through the machine's containerd and CRI), upgraded in order under a running pod,
+// uninstalled without a trace.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,21 +13,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { bootSystemdMachine, type SystemdMachine, tempDirFor } from '@gcfs/testkit';
+import { seededSha256 } from '@gcfs/image-builder';
+import { bootSystemdMachine, makeTempDir, type SystemdMachine } from '@gcfs/testkit';
+import { BLOB, registryLayers, retried } from './image-node.js';
+import { containerdConfig, MachineCri, nodeNetwork, writeRegistryHosts } from './systemd-node.js';
 
 const execFileAsync = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const INSTALL = '/root/gcfs/deploy/systemd/install.sh';
-// docs/operations.md's "containerd configuration".
-const CONTAINERD_CONFIG = `version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "gcfs"
-  disable_snapshot_annotations = false
-  discard_unpacked_layers = true
-[proxy_plugins.gcfs]
-  type = "snapshot"
-  address = "/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock"
-`;
 
 async function run(machine: SystemdMachine, command: string, ...args: string[]): Promise<string> {
   const result = await machine.exec(command, ...args);
@@ -53,10 +48,23 @@ async function cursor(machine: SystemdMachine): Promise<string> {
   return /-- cursor: (\S+)/.exec(text)![1]!;
 }
 
-test('under systemd: install starts the units, gcfsd counts as started once it serves and before containerd, a crash restarts it, a bad flag does not, an upgrade stops gcfsd before the downloader, uninstall leaves no mount, socket or process', async (t) => {
-  const dir = (await tempDirFor(t, 'gcfs-machine-')).path;
-  const machine = await bootSystemdMachine(join(dir, 'root'));
-  t.after(() => machine.stop());
+test('under systemd: install starts the units, gcfsd counts as started once it serves and before containerd, a crash restarts it, a bad flag does not, gcfsctl says healthy, a pod streams, an upgrade stops gcfsd before the downloader and keeps the files of a running pod, uninstall leaves no mount, socket or process', async (t) => {
+  // One hook, in this order: the machine's root must outlive it (its poweroff runs from there).
+  const dir = await makeTempDir('gcfs-machine-');
+  let node: Awaited<ReturnType<typeof nodeNetwork>> | undefined;
+  let machine: SystemdMachine | undefined;
+  let cri: MachineCri | undefined;
+  t.after(async () => {
+    // runc's cgroups (v1, cgroupfs) outlive a machine powered off with pods: remove them first.
+    await cri?.drain().catch(() => undefined);
+    await machine?.stop();
+    await node?.stop();
+    await dir.cleanup();
+  });
+  // The machine's network reaches the registry on the host through a veth.
+  node = await nodeNetwork();
+  machine = await bootSystemdMachine(join(dir.path, 'root'), { netns: `/run/netns/${node.network.name}` });
+  await writeRegistryHosts(machine, node.registry.host);
   await execFileAsync(join(root, 'scripts/runtime-tree'), [join(machine.root, 'root/gcfs')]);
   // The operator's flags, before the install (kept by it): cfsd on this machine as backend.
   const env = await readFile(join(root, 'deploy/systemd/gcfsd.env'), 'utf8');
@@ -92,7 +100,7 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   // containerd configured for gcfs as the docs say: starting it starts gcfsd first and waits
   // until gcfsd serves (WantedBy=containerd.service, Before=); its proxy snapshotter answers.
   await mkdir(join(machine.root, 'etc/containerd'), { recursive: true });
-  await writeFile(join(machine.root, 'etc/containerd/config.toml'), CONTAINERD_CONFIG);
+  await writeFile(join(machine.root, 'etc/containerd/config.toml'), containerdConfig(node.pause));
   await run(machine, 'systemctl', 'stop', 'containerd', 'gcfsd', 'gcfsd-downloader');
   const beforeContainerd = await cursor(machine);
   await run(machine, 'systemctl', 'start', 'containerd');
@@ -130,6 +138,39 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   await run(machine, 'systemctl', 'reset-failed', 'gcfsd');
   await run(machine, 'systemctl', 'start', 'gcfsd');
 
+  // "Check": healthy, cfsd (on this machine) reachable.
+  const status = await run(machine, 'gcfsctl', 'status');
+  assert.match(status, /^cfsd\s+127\.0\.0\.1:7070: reachable$/m);
+  assert.match(status, /^health\s+healthy$/m);
+
+  // A pod's image streams: pulled through CRI with no layer blob in containerd's content
+  // store, registered by gcfsd (its journal), and the container reads its files.
+  cri = new MachineCri(machine);
+  const { workload } = node;
+  // containerd dials the snapshotter restarted above again only after its backoff.
+  await retried('the pull', () => cri!.client.pullImage(workload));
+  const blobs = await run(machine, 'ls', '/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256');
+  for (const digest of await registryLayers(node.registry.host, 'test/workload'))
+    assert.ok(!blobs.includes(digest.slice(7)), `layer ${digest} was pulled`);
+  assert.match(
+    await run(machine, 'journalctl', '-u', 'gcfsd', '-o', 'cat'),
+    new RegExp(`Streaming image ${node.registry.host.replace(/[.]/g, '\\.')}/test/workload`),
+  );
+  assert.deepEqual(await cri.run('streamed', workload, 'cat /app/message /data/early.txt; ls /opaque'), [
+    'streamed hello',
+    'read before the rollout',
+    'new.txt',
+  ]);
+
+  // Upgrade under a running pod, as the docs say: once its layers are local (`gcfsctl wait`).
+  await run(machine, 'gcfsctl', 'wait', workload);
+  const local = await cri.start('local', workload, 'sleep 2147483647');
+  const expectedBlob = `${await seededSha256(BLOB)}  /data/blob\n`;
+  const blobSum = async () =>
+    (await cri!.client.execSync(local.id, ['/bin/busybox', 'sha256sum', '/data/blob'], 60)).stdout;
+  assert.equal(await blobSum(), expectedBlob);
+  assert.match(await run(machine, 'gcfsctl', 'status'), /^downloads\s+0 under way$/m);
+
   // Upgrade: gcfsd stops (unmounting) before the downloader, which starts again first; cfsd,
   // not asked for but running the old tree, restarts too.
   const before = await cursor(machine);
@@ -156,7 +197,15 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
     'active\nactive\n',
   );
 
-  // Uninstall: refused while containerd is configured for gcfs; done as the docs say.
+  // The running pod reads its files (one not read before too); a new container starts.
+  assert.equal(await cri.cat(local.id, '/data/late.txt'), 'first read after the rollout\n');
+  assert.equal(await blobSum(), expectedBlob);
+  assert.deepEqual(await cri.run('after-upgrade', workload, 'cat /app/message'), ['streamed hello']);
+
+  // Uninstall: refused while containerd is configured for gcfs; done as the docs say, the
+  // node drained first.
+  await cri.drain();
+  cri = undefined;
   const refused = await machine.exec('/opt/gcfs/deploy/systemd/install.sh', 'uninstall', '--purge');
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /still uses the gcfs snapshotter/);

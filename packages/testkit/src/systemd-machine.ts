@@ -1,12 +1,13 @@
 // A machine booted with systemd, for tests of deploy/systemd on hosts that are not (PID 1 is
 // not systemd here): a Debian rootfs (debootstrap, built once and kept in /var/tmp) copied for
 // each machine and booted by systemd-nspawn (Debian package systemd-container, installed by
-// scripts/setup) in its own PID, mount and network namespaces, with /dev/fuse. Commands run
+// scripts/setup) in its own PID, mount and network namespaces (a private one, or a given one
+// such as a ShapedNetwork's, to reach servers on the host), with /dev/fuse. Commands run
 // inside through nsenter, as root of the machine; its mounts never reach the host.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
@@ -35,6 +36,8 @@ export interface ExecResult {
 export interface SystemdMachine {
   /** Its root file system, as the host sees it (write files into it from there). */
   readonly root: string;
+  /** Its PID 1 on the host: /proc/<pid>/root/... reaches what its own mounts hold (its /run). */
+  readonly pid: number;
   /** Run a command inside (all its namespaces, as its root); never rejects for an exit code. */
   exec(command: string, ...args: string[]): Promise<ExecResult>;
   /** Power it off (or kill it after 30 s) and remove its root. */
@@ -95,9 +98,23 @@ async function machineInit(nspawn: ChildProcess): Promise<number> {
 }
 
 /** Boot a fresh machine whose root is `dir` (created; removed by stop()). */
-export async function bootSystemdMachine(dir: string, o: { mirror?: string } = {}): Promise<SystemdMachine> {
+export async function bootSystemdMachine(
+  dir: string,
+  o: {
+    mirror?: string;
+    /** A network namespace (/run/netns/NAME) instead of a private one. */
+    netns?: string;
+  } = {},
+): Promise<SystemdMachine> {
   const base = await baseRootfs(o.mirror ?? 'http://deb.debian.org/debian');
   await execFileAsync('cp', ['-a', '--reflink=auto', base, dir]);
+  // debootstrap leaves no /etc/hosts (the installer writes it): a node has one, CRI copies it
+  // into every pod.
+  await writeFile(join(dir, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost\n', { flag: 'wx' }).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    },
+  );
   // --keep-unit and --register=no: no systemd or machined on the host to ask for a scope.
   const nspawn = spawn(
     'systemd-nspawn',
@@ -106,10 +123,12 @@ export async function bootSystemdMachine(dir: string, o: { mirror?: string } = {
       `--directory=${dir}`,
       '--keep-unit',
       '--register=no',
-      '--private-network',
+      o.netns === undefined ? '--private-network' : `--network-namespace-path=${o.netns}`,
       '--console=pipe',
       '--bind=/dev/fuse',
       '--capability=all',
+      // runc gives each container a session keyring, which nspawn's seccomp filter refuses.
+      '--system-call-filter=@keyring',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -119,22 +138,34 @@ export async function bootSystemdMachine(dir: string, o: { mirror?: string } = {
       output += chunk;
     });
   }
+  let init: number | undefined;
   const stop = async () => {
     if (nspawn.exitCode === null && nspawn.signalCode === null) {
       nspawn.kill('SIGTERM'); // nspawn powers the machine off
-      const timer = setTimeout(() => nspawn.kill('SIGKILL'), 30_000);
+      // A machine that does not power off (its root removed under it: no poweroff.target)
+      // would outlive nspawn with all its services: its PID 1 goes first, which ends every
+      // process of its PID namespace (nspawn's child until nspawn exits: the pid is its own).
+      const timer = setTimeout(() => {
+        try {
+          if (init !== undefined) process.kill(init, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+        setTimeout(() => nspawn.kill('SIGKILL'), 5_000).unref();
+      }, 30_000);
       await once(nspawn, 'exit');
       clearTimeout(timer);
     }
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const init = await machineInit(nspawn);
+    init = await machineInit(nspawn);
+    const pid = init;
     const exec = (command: string, ...args: string[]) =>
       new Promise<ExecResult>((resolve) =>
         execFile(
           'nsenter',
-          ['-t', String(init), '-a', command, ...args],
+          ['-t', String(pid), '-a', command, ...args],
           { maxBuffer: 16 * 2 ** 20 },
           (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
         ),
@@ -151,7 +182,14 @@ export async function bootSystemdMachine(dir: string, o: { mirror?: string } = {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { root: dir, exec, stop };
+    // nspawn mounts cgroup v1 hierarchies read-only; a node's are writable, and runc (under
+    // containerd's pods) makes its cgroups there. None on a cgroup v2 host (delegated there).
+    const remount =
+      'for d in $(findmnt -n -t cgroup -o TARGET); do mount -o remount,rw,bind "$d" || exit 1; done';
+    const remounted = await exec('sh', '-c', remount);
+    if (remounted.code !== 0)
+      throw new GcfsError(ErrorCode.Internal, `cgroup hierarchies stay read-only: ${remounted.stderr}`);
+    return { root: dir, pid, exec, stop };
   } catch (err) {
     await stop();
     throw err;

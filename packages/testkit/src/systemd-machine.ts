@@ -7,7 +7,7 @@
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorCode, GcfsError } from '@gcfs/core';
@@ -83,14 +83,25 @@ async function baseRootfs(mirror: string): Promise<string> {
   return final;
 }
 
-/** The machine's PID 1, once nspawn has started it. */
+/**
+ * The machine's PID 1, once nspawn has started it: the child of nspawn in a PID namespace of
+ * its own that runs systemd. nspawn's first child is an intermediate process (the "outer
+ * child") that exits once it has cloned the machine's init: taking it failed a boot.
+ */
 async function machineInit(nspawn: ChildProcess): Promise<number> {
-  for (let i = 0; i < 200; i++) {
+  const ours = await readlink('/proc/self/ns/pid');
+  for (let i = 0; i < 400; i++) {
     const children = await readFile(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, 'utf8').catch(
       () => '',
     );
-    const pid = Number(children.trim().split(/\s+/)[0]);
-    if (pid > 0) return pid;
+    for (const pid of children.trim().split(/\s+/).map(Number)) {
+      if (!(pid > 0)) continue;
+      const [ns, comm] = await Promise.all([
+        readlink(`/proc/${pid}/ns/pid`).catch(() => ours),
+        readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''),
+      ]);
+      if (ns !== ours && comm.trim() === 'systemd') return pid;
+    }
     if (nspawn.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

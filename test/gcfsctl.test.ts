@@ -18,6 +18,7 @@ import {
   makeTempDir,
   repoBin,
   runBin,
+  spawnBin,
   startGcfsStack,
   startRegistry,
 } from '@gcfs/testkit';
@@ -159,11 +160,19 @@ test('gcfsctl: status, images, layers, wait, unregister and gc against a running
       const bytes = await readFile(blob);
       bytes[bytes.length >> 1]! ^= 0xff;
       await writeFile(blob, bytes);
+      // The wait goes on across a restart of gcfsd (an upgrade), then ends once the layers land.
+      const waiting = spawnBin(BIN, ['--mount_point', stack.mountPoint, 'wait', app.ref, '--timeout', '4m']);
+      await waiting.until(`${app.name}: `);
+      await stack.stopGcfsd();
+      await waiting.until('gcfsd does not answer (restarting?): still waiting');
+      await stack.startGcfsd();
       await stack.startDownloader();
-
-      const waited = await ctl('wait', app.ref, '--timeout', '4m');
+      const waited = await waiting.done;
       assert.equal(waited.code, 0, waited.stderr);
-      const lines = waited.stdout.trim().split('\n');
+      const lines = waited.stdout
+        .trim()
+        .split('\n')
+        .filter((line) => !line.includes('gcfsd does not answer'));
       assert.match(
         lines[0]!,
         new RegExp(`^${app.name.replace(/[.]/g, '\\.')}: [0-2]/2 layers local, \\d+% of `),

@@ -1,7 +1,8 @@
 // `gcfsctl wait IMAGE`: polls the image's layers until every one is local. On a terminal one
 // progress bar is redrawn in place; otherwise a line is printed whenever a layer lands or the
 // download passes another tenth, so logs of scripts stay short. A failed layer ends the wait
-// with its reason (exit 1), as does the timeout or the image leaving the node.
+// with its reason (exit 1), as does the timeout or the image leaving the node. gcfsd restarting
+// (an upgrade) does not: the wait goes on once it answers again, within the same timeout.
 
 import { ErrorCode, GcfsError, isGcfsError, sleep } from '@gcfs/core';
 import type { AdminClient, LayerView } from '@gcfs/gcfsd/admin-client';
@@ -26,6 +27,7 @@ class ProgressView {
   readonly #tty: boolean;
   #last = '';
   #drawn = false;
+  #down = false;
 
   constructor(out: Output, tty: boolean) {
     this.#out = out;
@@ -49,6 +51,16 @@ class ProgressView {
     if (step === this.#last) return;
     this.#last = step;
     this.#out.write(`${image}: ${counts}, ${p.percent}% of ${formatBytes(p.total)}\n`);
+  }
+
+  /** Says once per outage that gcfsd does not answer and the wait goes on. */
+  unavailable(image: string, down: boolean): void {
+    if (this.#out.json || down === this.#down) return;
+    this.#down = down;
+    if (!down) return;
+    this.end();
+    this.#out.write(`${image}: gcfsd does not answer (restarting?): still waiting\n`);
+    this.#last = '';
   }
 
   /** Leave the bar's line before anything else is printed. */
@@ -80,6 +92,13 @@ export async function wait(admin: AdminClient, out: Output, options: WaitOptions
       try {
         answer = await admin.layers(name ?? options.image);
       } catch (err) {
+        // Seen once, the image is waited for across a restart of gcfsd; at first, an unreachable
+        // gcfsd is an error that names the fix.
+        if (name !== undefined && isGcfsError(err, ErrorCode.GcfsdUnavailable) && Date.now() < deadline) {
+          view.unavailable(name, true);
+          await sleep(Math.min(options.pollMs ?? 500, deadline - Date.now()));
+          continue;
+        }
         if (name !== undefined && isGcfsError(err, ErrorCode.NotFound)) {
           throw new GcfsError(ErrorCode.NotFound, `image ${name} is no longer in use: nothing to wait for`, {
             cause: err,
@@ -88,6 +107,7 @@ export async function wait(admin: AdminClient, out: Output, options: WaitOptions
         throw err;
       }
       name = answer.image;
+      view.unavailable(name, false);
       const { layers } = answer;
       view.update(name, layers);
       const failed = layers.find((layer) => layer.state === 'failed');

@@ -94,6 +94,9 @@ export interface RunningGcfsStack {
   startCfsd(): Promise<void>;
   /** Stop gcfsd (SIGTERM, or SIGKILL with `crash`) and start it again with the same flags. */
   restartGcfsd(options?: { crash?: boolean }): Promise<void>;
+  /** restartGcfsd in two steps, for what happens while gcfsd is down. */
+  stopGcfsd(options?: { crash?: boolean }): Promise<void>;
+  startGcfsd(): Promise<void>;
   /** Sum of a gcfsd metric's samples whose line contains every one of `labels` (e.g. 'source="remote"'). */
   metric(name: string, ...labels: string[]): Promise<number>;
   /** gcfsd's whole /metrics page. */
@@ -213,6 +216,8 @@ export async function startGcfsStack(options: GcfsStackOptions): Promise<Running
       await stopOne('gcfsd', options);
       await startGcfsd();
     },
+    stopGcfsd: (options) => stopOne('gcfsd', options),
+    startGcfsd,
     async metricsText() {
       return (await curl(['-sS', `http://127.0.0.1:${metricsPort}/metrics`])).body.toString();
     },

@@ -20,8 +20,8 @@ export interface AdminApi {
   list(): RegisteredImage[];
   collect(): Promise<GcResult>;
   status(): Promise<NodeStatusView>;
-  /** Every layer the node knows. */
-  layers(): Promise<LayerView[]>;
+  /** Every layer the node knows, or only those of `digests`. */
+  layers(digests?: ReadonlySet<string>): Promise<LayerView[]>;
 }
 
 function layerToWire(layer: LayerView | RegisteredImage['layers'][number]): pb.ImageLayer {
@@ -75,7 +75,8 @@ function statusToWire(s: NodeStatusView): pb.StatusResponse {
 /** Serve the admin API; resolves with a stop function. */
 export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ stop(): Promise<void> }> {
   const server = createUnixSocketServer();
-  const layersByDigest = async () => new Map((await api.layers()).map((layer) => [layer.digest, layer]));
+  const layersByDigest = async (digests?: ReadonlySet<string>) =>
+    new Map((await api.layers(digests)).map((layer) => [layer.digest, layer]));
   const service: pb.AdminServer = {
     registerImage: unary(async (req: pb.RegisterImageRequest) => {
       checkImageRequest(req.image, 'credential', req.credential);
@@ -94,7 +95,9 @@ export async function serveAdmin(api: AdminApi, socketPath: string): Promise<{ s
     listLayers: unary(async (req: pb.ListLayersRequest) => {
       if (req.image === '') return { image: '', layers: (await api.layers()).map(layerToWire) };
       const image = findImage(api.list(), req.image);
-      return { image: image.name, layers: imageToWire(image, await layersByDigest()).layers };
+      // gcfsctl wait polls this: only the image's layers are asked of the downloader.
+      const layers = await layersByDigest(new Set(image.layers.map((layer) => layer.digest)));
+      return { image: image.name, layers: imageToWire(image, layers).layers };
     }),
     status: unary(async () => statusToWire(await api.status())),
     unregisterImage: unary(async (req: pb.UnregisterImageRequest) => {

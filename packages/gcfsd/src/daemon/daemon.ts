@@ -286,7 +286,7 @@ export async function startDaemon(config: GcfsdConfig, deps: DaemonDependencies)
         list: () => registrar.list(),
         collect: () => gc.run(),
         status: () => node.status(),
-        layers: () => node.layers(),
+        layers: (digests) => node.layers(digests),
       },
       adminSocket,
     );

@@ -74,18 +74,21 @@ export class NodeStatus {
     };
   }
 
-  /** Every layer the node knows; those downloading with the downloader's progress. */
-  layers(): Promise<LayerView[]> {
+  /** Every layer the node knows (or those of `digests`); those downloading with the downloader's progress. */
+  layers(digests?: ReadonlySet<string>): Promise<LayerView[]> {
+    const known = this.#o.registrar.layers();
     return Promise.all(
-      this.#o.registrar.layers().map(async (layer): Promise<LayerView> => {
-        const view: LayerView = { ...layer, local: layer.state === 'local' };
-        if (layer.state !== 'downloading') return view;
-        const answer = await this.#o.downloader.states.state(layer.digest).catch(() => undefined);
-        if (answer?.state === 'queued' || answer?.state === 'downloading') {
-          view.download = { phase: answer.state, bytes: answer.bytes, size: answer.size || layer.size };
-        }
-        return view;
-      }),
+      (digests === undefined ? known : known.filter((layer) => digests.has(layer.digest))).map(
+        async (layer): Promise<LayerView> => {
+          const view: LayerView = { ...layer, local: layer.state === 'local' };
+          if (layer.state !== 'downloading') return view;
+          const answer = await this.#o.downloader.states.state(layer.digest).catch(() => undefined);
+          if (answer?.state === 'queued' || answer?.state === 'downloading') {
+            view.download = { phase: answer.state, bytes: answer.bytes, size: answer.size || layer.size };
+          }
+          return view;
+        },
+      ),
     );
   }
 

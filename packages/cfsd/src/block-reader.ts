@@ -9,15 +9,8 @@ const MAX_RESPONSE_BYTES = 3 * 1024 * 1024;
 /** Raw bytes read per answer while a layer is raw, as a multiple of what the answer carries. */
 const RAW_READ_FACTOR = 4;
 
-/** The leading blocks that fit one answer (at least one). */
-function withinResponse(blocks: pb.Block[]): pb.Block[] {
-  let bytes = 0;
-  const fit = blocks.findIndex((block, i) => {
-    bytes += block.data.length;
-    return i > 0 && bytes > MAX_RESPONSE_BYTES;
-  });
-  return fit === -1 ? blocks : blocks.slice(0, fit);
-}
+/** Blocks compressed at once while a layer is raw: libuv's thread pool holds 4. */
+const COMPRESS_WAVE = 4;
 
 /**
  * ReadBlocks' blocks: as stored, each with the encoding, size and crc32 its index records.
@@ -54,10 +47,7 @@ export class BlockReader {
         data.length === metas.length &&
         data.every((bytes, i) => bytes.length === metas[i]!.compressedSize)
       ) {
-        const blocks = await Promise.all(
-          data.map((bytes, i) => this.#block(first + i, bytes, metas[i]!, pending)),
-        );
-        return pending ? withinResponse(blocks) : blocks;
+        return this.#answer(first, data, metas, pending);
       }
       if (attempt > 0) {
         throw new GcfsError(ErrorCode.StoreCorrupt, `blocks of layer ${digest} do not match its index`, {
@@ -66,6 +56,28 @@ export class BlockReader {
       }
       this.#indexes.forget(digest);
     }
+  }
+
+  /**
+   * The leading blocks that fit one answer (at least one), encoded a wave at a time in order, so
+   * that raw blocks past the answer's end are not compressed only to be dropped.
+   */
+  async #answer(first: number, data: Buffer[], metas: BlockMeta[], pending: boolean): Promise<pb.Block[]> {
+    const blocks: pb.Block[] = [];
+    let bytes = 0;
+    for (let start = 0; start < data.length; start += COMPRESS_WAVE) {
+      const wave = await Promise.all(
+        data
+          .slice(start, start + COMPRESS_WAVE)
+          .map((stored, i) => this.#block(first + start + i, stored, metas[start + i]!, pending)),
+      );
+      for (const block of wave) {
+        bytes += block.data.length;
+        if (blocks.length > 0 && bytes > MAX_RESPONSE_BYTES) return blocks;
+        blocks.push(block);
+      }
+    }
+    return blocks;
   }
 
   /** The metas of the blocks to read for one answer: up to `budget` stored bytes, never none. */

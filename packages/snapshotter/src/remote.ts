@@ -105,12 +105,6 @@ export function sameImage(a: RemoteLayerRef, b: RemoteLayerRef): boolean {
 }
 
 /**
- * Reasons that hold for as long as the process runs: an image refused for one of them is
- * never asked about again, so its pull is reported once however long it takes.
- */
-const LASTING_REASONS: ReadonlySet<FallbackReason> = new Set([ErrorCode.NoBackend]);
-
-/**
  * Remembers images that just fell back, so the other layers of the same pull fall back too
  * without asking again (and without a report per layer). The oldest are forgotten beyond
  * `maxKeys`, so that a node pulling ever new images keeps a bounded memory.
@@ -119,10 +113,13 @@ export class FallbackMemory {
   readonly #until = new Map<string, number>();
   readonly #ttlMs: number;
   readonly #maxKeys: number;
+  readonly #lasting: ReadonlySet<FallbackReason>;
 
-  constructor(ttlMs: number, maxKeys = 4096) {
+  /** `lasting`: reasons remembered for as long as the process runs (see SnapshotterOptions). */
+  constructor(ttlMs: number, options: { lasting?: ReadonlySet<FallbackReason>; maxKeys?: number } = {}) {
     this.#ttlMs = ttlMs;
-    this.#maxKeys = maxKeys;
+    this.#maxKeys = options.maxKeys ?? 4096;
+    this.#lasting = options.lasting ?? new Set();
   }
 
   /** True when `key` fell back within the TTL. */
@@ -136,7 +133,7 @@ export class FallbackMemory {
 
   remember(key: string, reason: FallbackReason, now = Date.now()): void {
     this.#until.delete(key);
-    this.#until.set(key, LASTING_REASONS.has(reason) ? Number.POSITIVE_INFINITY : now + this.#ttlMs);
+    this.#until.set(key, this.#lasting.has(reason) ? Number.POSITIVE_INFINITY : now + this.#ttlMs);
     for (const oldest of this.#until.keys()) {
       if (this.#until.size <= this.#maxKeys) break;
       this.#until.delete(oldest);

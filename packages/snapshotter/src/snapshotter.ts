@@ -21,6 +21,7 @@ import { Metadata, type SnapshotInfo, type SnapshotKind, type SnapshotRecord } f
 import {
   type FallbackEvent,
   FallbackMemory,
+  type FallbackReason,
   fallbackOf,
   isFallback,
   layerUnavailable,
@@ -46,9 +47,15 @@ export interface SnapshotterOptions {
   remote?: RemoteLayers;
   /**
    * How long the other layers of an image that fell back fall back without asking (default
-   * 60 s); for ERR_NO_BACKEND, as long as the process runs.
+   * 60 s).
    */
   fallbackMemoryMs?: number;
+  /**
+   * Reasons that hold for as long as the process runs (gcfsd without a content service): an
+   * image refused for one of them is never asked about again, so its pull is reported once
+   * however long it takes.
+   */
+  lastingFallbacks?: ReadonlySet<FallbackReason>;
 }
 
 export interface SnapshotterEvents {
@@ -56,7 +63,7 @@ export interface SnapshotterEvents {
   remote: [{ target: string; layer: RemoteLayerRef }];
   /**
    * An image is pulled normally instead of streamed (once per image within the memory's TTL,
-   * once per image and process for ERR_NO_BACKEND).
+   * once per image and process for a lasting reason).
    */
   fallback: [FallbackEvent];
   /** The streaming side failed to release an image no snapshot uses. */
@@ -78,7 +85,9 @@ export class Snapshotter extends EventEmitter<SnapshotterEvents> {
     this.#metadata = metadata;
     this.#nextId = nextId;
     this.#remote = options.remote;
-    this.#fallbacks = new FallbackMemory(options.fallbackMemoryMs ?? 60_000);
+    this.#fallbacks = new FallbackMemory(options.fallbackMemoryMs ?? 60_000, {
+      ...(options.lastingFallbacks && { lasting: options.lastingFallbacks }),
+    });
   }
 
   /**

@@ -17,6 +17,7 @@ import {
   type RemoteLayers,
   SNAPSHOT_REF_LABEL,
   Snapshotter,
+  type SnapshotterOptions,
 } from '../src/index.js';
 
 const MANIFEST = `sha256:${'a'.repeat(64)}`;
@@ -53,7 +54,7 @@ function unpackLabels(index: number, imageRef = 'registry.test/app:1'): Record<s
   };
 }
 
-async function open(t: test.TestContext, options: { fallbackMemoryMs?: number } = {}) {
+async function open(t: test.TestContext, options: Omit<SnapshotterOptions, 'remote'> = {}) {
   const temp = await tempDirFor(t, 'gcfs-remote-');
   const remote = new DirectoryLayers(join(temp.path, 'layers'));
   const root = join(temp.path, 'root');
@@ -155,7 +156,10 @@ async function unpackNormally(snapshotter: Snapshotter, count: number, imageRef?
 
 test('without a content service (ERR_NO_BACKEND) an image is reported once however long its pull', async (t) => {
   // No memory at all for other reasons: each layer is asked about again.
-  const { snapshotter, remote, fallbacks } = await open(t, { fallbackMemoryMs: 0 });
+  const { snapshotter, remote, fallbacks } = await open(t, {
+    fallbackMemoryMs: 0,
+    lastingFallbacks: new Set([ErrorCode.NoBackend]),
+  });
   remote.refuse = new GcfsError(ErrorCode.NotStreamable, 'cfsd says no');
   await unpackNormally(snapshotter, 2, 'registry.test/refused:1');
   assert.equal(remote.prepared.length, 2, 'a passing reason is asked about again once forgotten');
@@ -172,7 +176,7 @@ test('without a content service (ERR_NO_BACKEND) an image is reported once howev
 });
 
 test('the fallback memory forgets its oldest images beyond its bound, lasting ones too', () => {
-  const memory = new FallbackMemory(60_000, 2);
+  const memory = new FallbackMemory(60_000, { maxKeys: 2, lasting: new Set([ErrorCode.NoBackend]) });
   memory.remember('a', ErrorCode.NoBackend);
   memory.remember('b', ErrorCode.NotStreamable);
   memory.remember('c', ErrorCode.NoBackend);

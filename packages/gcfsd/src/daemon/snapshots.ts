@@ -43,7 +43,12 @@ export async function startSnapshotService(o: SnapshotServiceOptions): Promise<R
       o.events?.report({ type: 'Normal', message: `Image ${image.name} is streamed by gcfs` });
     },
   });
-  const snapshotter = await Snapshotter.open(o.root, { remote: layers });
+  // Without a content service (no --addr) every image falls back for as long as gcfsd runs:
+  // each is reported once, however long its pull.
+  const snapshotter = await Snapshotter.open(o.root, {
+    remote: layers,
+    lastingFallbacks: new Set([ErrorCode.NoBackend]),
+  });
   snapshotter.on('remote', ({ target, layer }) => {
     o.metrics.remoteSnapshots.inc();
     logger.debug('Committed a remote snapshot', { target, image: layer.imageRef, index: layer.index });

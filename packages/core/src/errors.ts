@@ -109,6 +109,13 @@ export class GcfsError extends Error {
   }
 }
 
+const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** Whether `value` is one of our stable codes (as a peer or a file sent it). */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && ERROR_CODES.has(value);
+}
+
 export function isGcfsError(err: unknown, code?: ErrorCode): err is GcfsError {
   return err instanceof GcfsError && (code === undefined || err.code === code);
 }

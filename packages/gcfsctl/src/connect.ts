@@ -4,7 +4,7 @@
 
 import { connect } from 'node:net';
 import { ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
-import { AdminClient, adminSocketPath } from '@gcfs/gcfsd/admin-client';
+import { AdminClient, adminSocketPath, isUnimplemented } from '@gcfs/gcfsd/admin-client';
 
 /** Calls other than wait's polling answer within this, or gcfsd is stuck. */
 const CALL_TIMEOUT_MS = 60_000;
@@ -68,16 +68,14 @@ export async function connectAdmin(path: string): Promise<AdminClient> {
 /** gcfsd's own message and hint from a failed call (its text, not the gRPC wrapping around it). */
 export function explainCallError(path: string, err: unknown): GcfsError {
   if (!isGcfsError(err)) return new GcfsError(ErrorCode.Internal, String(err), { cause: err });
-  const grpc = err.cause as { code?: number; details?: string } | undefined;
-  if (grpc?.code === 12) {
-    // UNIMPLEMENTED: a gcfsd from before this call existed.
+  if (isUnimplemented(err)) {
     return new GcfsError(ErrorCode.FailedPrecondition, `gcfsd at ${path} is older than gcfsctl`, {
       cause: err,
       hint: "upgrade gcfsd, or use the gcfsctl of gcfsd's version",
     });
   }
   if (err.code === ErrorCode.GcfsdUnavailable) return explainConnectError(path, undefined, err);
-  const details = grpc?.details;
+  const details = (err.cause as { details?: string } | undefined)?.details;
   if (details === undefined) return err;
   // gcfsd sent `message: hint: fix` (describeError); split them again.
   const [message, hint] = details.split(/: hint: /, 2) as [string, string | undefined];

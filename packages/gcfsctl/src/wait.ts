@@ -4,7 +4,7 @@
 // with its reason (exit 1), as does the timeout or the image leaving the node. gcfsd restarting
 // (an upgrade) does not: the wait goes on once it answers again, within the same timeout.
 
-import { ErrorCode, GcfsError, isGcfsError, sleep } from '@gcfs/core';
+import { ErrorCode, GcfsError, isErrorCode, isGcfsError, sleep } from '@gcfs/core';
 import type { AdminClient, LayerView } from '@gcfs/gcfsd/admin-client';
 import type { Output } from './commands.js';
 import { formatAge, formatBytes, imageProgress } from './format.js';
@@ -19,7 +19,6 @@ export interface WaitOptions {
 }
 
 const BAR_WIDTH = 30;
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /** Draws the progress: a bar in place on a terminal, a line per step otherwise. */
 class ProgressView {
@@ -73,7 +72,7 @@ class ProgressView {
 function failure(image: string, layer: LayerView): GcfsError {
   const code = layer.downloadFailure?.code ?? '';
   return new GcfsError(
-    KNOWN_CODES.has(code) ? (code as ErrorCode) : ErrorCode.Internal,
+    isErrorCode(code) ? code : ErrorCode.Internal,
     `layer ${layer.digest} of ${image} failed to download: ${layer.downloadFailure?.reason ?? 'unknown'}`,
     {
       hint: `it stays streamed from cfsd; gcfsd downloads it again when the image is registered again or gcfsd restarts (gcfsctl layers ${image} shows every layer)`,

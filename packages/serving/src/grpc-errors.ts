@@ -1,4 +1,4 @@
-import { describeError, ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
+import { describeError, ErrorCode, GcfsError, isErrorCode, isGcfsError } from '@gcfs/core';
 import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
 
 /** Trailer in which our services send the stable code behind a failure. */
@@ -44,12 +44,10 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   };
 }
 
-const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
-
 /** The stable code a service of ours sent with a failed call, when it sent one we know. */
 export function serviceErrorCode(err: ServiceError): ErrorCode | undefined {
   const value = err.metadata?.get(ERROR_CODE_TRAILER)[0];
-  return typeof value === 'string' && KNOWN_CODES.has(value) ? (value as ErrorCode) : undefined;
+  return isErrorCode(value) ? value : undefined;
 }
 
 export function isServiceError(err: unknown): err is ServiceError {

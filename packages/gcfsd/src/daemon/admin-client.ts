@@ -4,9 +4,9 @@
 
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { ErrorCode } from '@gcfs/core';
+import { ErrorCode, isGcfsError } from '@gcfs/core';
 import { gcfsdAdmin as pb } from '@gcfs/proto';
-import { fromServiceError } from '@gcfs/serving';
+import { fromServiceError, isServiceError } from '@gcfs/serving';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import type { ImageView, LayerView, NodeStatusView } from './admin-types.js';
 import type { GcResult } from './gc.js';
@@ -102,6 +102,11 @@ function statusFromWire(s: pb.StatusResponse): NodeStatusView {
     },
     downloadsInFlight: s.downloadsInFlight,
   };
+}
+
+/** Whether a failed call was refused as unknown: a gcfsd from before that call existed. */
+export function isUnimplemented(err: unknown): boolean {
+  return isGcfsError(err) && isServiceError(err.cause) && err.cause.code === status.UNIMPLEMENTED;
 }
 
 export interface AdminClientOptions {

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { seededSha256 } from '@gcfs/image-builder';
 import { bootSystemdMachine, makeTempDir, type SystemdMachine } from '@gcfs/testkit';
 import { BLOB, registryLayers, retried } from './image-node.js';
+import { eventually } from './streaming-stack.js';
 import { containerdConfig, MachineCri, nodeNetwork, writeRegistryHosts } from './systemd-node.js';
 
 const execFileAsync = promisify(execFile);
@@ -26,15 +27,6 @@ async function run(machine: SystemdMachine, command: string, ...args: string[]):
   const result = await machine.exec(command, ...args);
   assert.equal(result.code, 0, `${command} ${args.join(' ')}: ${result.stderr}${result.stdout}`);
   return result.stdout;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The journal of both gcfsd units since `cursor`, messages only. */
@@ -86,8 +78,10 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
     '/run/containerd-gcfs-grpc/containerd-gcfs-grpc.sock',
   ]) {
     // The downloader counts as started once exec'd (Type=simple): its socket comes a moment later.
-    await until(socket, async () =>
-      (await machine.exec('test', '-S', socket)).code === 0 ? true : undefined,
+    await eventually(
+      socket,
+      async () => ((await machine.exec('test', '-S', socket)).code === 0 ? true : undefined),
+      30_000,
     );
   }
   assert.equal((await run(machine, 'stat', '-c', '%a', '/run/gcfsd')).trim(), '700');
@@ -115,10 +109,14 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   // A crash: systemd restarts gcfsd, which detaches the dead mount first.
   const crashed = await run(machine, 'systemctl', 'show', '-p', 'MainPID', '--value', 'gcfsd');
   await run(machine, 'kill', '-9', crashed.trim());
-  await until('gcfsd restarted', async () => {
-    const show = await run(machine, 'systemctl', 'show', '-p', 'NRestarts', '-p', 'ActiveState', 'gcfsd');
-    return show.includes('NRestarts=1') && show.includes('ActiveState=active') ? true : undefined;
-  });
+  await eventually(
+    'gcfsd restarted',
+    async () => {
+      const show = await run(machine, 'systemctl', 'show', '-p', 'NRestarts', '-p', 'ActiveState', 'gcfsd');
+      return show.includes('NRestarts=1') && show.includes('ActiveState=active') ? true : undefined;
+    },
+    30_000,
+  );
   assert.match(await run(machine, 'journalctl', '-u', 'gcfsd', '-o', 'cat'), /Unmounted a stale mount/);
   assert.equal(
     (await run(machine, 'findmnt', '-n', '-t', 'fuse.gcfs', '-o', 'TARGET')).trim(),
@@ -129,8 +127,11 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   const good = await readFile(gcfsdEnv, 'utf8');
   await writeFile(gcfsdEnv, good.replace('GCFSD_FLAGS="', 'GCFSD_FLAGS="--no_such_flag=1 '));
   assert.notEqual((await machine.exec('systemctl', 'restart', 'gcfsd')).code, 0);
-  await until('gcfsd failed', async () =>
-    (await machine.exec('systemctl', 'is-failed', 'gcfsd')).stdout.trim() === 'failed' ? true : undefined,
+  await eventually(
+    'gcfsd failed',
+    async () =>
+      (await machine.exec('systemctl', 'is-failed', 'gcfsd')).stdout.trim() === 'failed' ? true : undefined,
+    30_000,
   );
   assert.match(await run(machine, 'systemctl', 'show', '-p', 'NRestarts', 'gcfsd'), /NRestarts=0/);
   assert.match(await run(machine, 'journalctl', '-u', 'gcfsd', '-o', 'cat'), /no_such_flag/);

@@ -12,6 +12,7 @@ import {
   looseSecretMode,
   onPermissionsTightened,
 } from '@gcfs/core';
+import { registryAccess } from '@gcfs/registry';
 import { CFSD_COMMAND } from './flags.js';
 import { startCfsd } from './server.js';
 
@@ -48,10 +49,7 @@ async function main(argv: readonly string[]): Promise<number> {
             },
           }
         : {}),
-      registry: {
-        ...(config.registry_hosts_dir ? { hostsDir: config.registry_hosts_dir } : {}),
-        insecureHosts: [...config.insecure_registry],
-      },
+      registry: registryAccess(config),
       sessionTtlMs: config.session_ttl,
       ...(config.session_key_file ? { sessionKey: await readFile(config.session_key_file) } : {}),
       indexConcurrency: config.index_concurrency,

@@ -6,7 +6,8 @@ import { setPriority } from 'node:os';
 import type { Logger } from '@gcfs/core';
 import { describeError } from '@gcfs/core';
 import { describeDownloadOutcome, describeDownloadRequest, startDownloaderServer } from '@gcfs/downloader';
-import { type GcfsdConfig, layerCacheDir, registryAccess } from './flags.js';
+import { registryAccess } from '@gcfs/registry';
+import { type GcfsdConfig, layerCacheDir } from './flags.js';
 
 /** Run the downloader until SIGTERM or SIGINT; the process's exit code. */
 export async function runDownloader(config: GcfsdConfig, logger: Logger): Promise<number> {

@@ -5,7 +5,6 @@
 import { join } from 'node:path';
 import { absolutePath, type CommandSpec, defineFlags, emptyOrAbsolutePath, type FlagValues } from '@gcfs/cli';
 import { describeVersion, LOG_FORMATS, LOG_LEVELS } from '@gcfs/core';
-import type { RegistryAccessOptions } from '@gcfs/registry';
 
 const FUSE = 'FUSE server';
 const BACKEND = 'Content service backend';
@@ -410,16 +409,6 @@ export type GcfsdConfig = FlagValues<typeof GCFSD_FLAGS>;
  */
 export function layerCacheDir(config: Pick<GcfsdConfig, 'layer_cache_dir' | 'snapshotter_root'>): string {
   return config.layer_cache_dir || join(config.snapshotter_root, 'layers');
-}
-
-/** How both processes reach registries: --registry_hosts_dir and --insecure_registry. */
-export function registryAccess(
-  config: Pick<GcfsdConfig, 'registry_hosts_dir' | 'insecure_registry'>,
-): RegistryAccessOptions {
-  return {
-    ...(config.registry_hosts_dir ? { hostsDir: config.registry_hosts_dir } : {}),
-    insecureHosts: [...config.insecure_registry],
-  };
 }
 
 export const GCFSD_COMMAND: CommandSpec<typeof GCFSD_FLAGS> = {

@@ -10,6 +10,17 @@ export interface RegistryAccessOptions {
   insecureHosts?: string[];
 }
 
+/** The access every daemon configures with --registry_hosts_dir and --insecure_registry. */
+export function registryAccess(flags: {
+  registry_hosts_dir: string;
+  insecure_registry: readonly string[];
+}): RegistryAccessOptions {
+  return {
+    ...(flags.registry_hosts_dir ? { hostsDir: flags.registry_hosts_dir } : {}),
+    insecureHosts: [...flags.insecure_registry],
+  };
+}
+
 /**
  * A client that presents `credential` to the image's registry alone (none: anonymous), the
  * way every daemon acts for one caller's image. The secrets are registered for redaction.

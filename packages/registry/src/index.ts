@@ -23,7 +23,7 @@ export {
   loadEndpoints,
   parseHostsToml,
 } from './hosts.js';
-export { clientForImage, type RegistryAccessOptions } from './image-client.js';
+export { clientForImage, type RegistryAccessOptions, registryAccess } from './image-client.js';
 export {
   type ImageIndex,
   type ImageManifest,

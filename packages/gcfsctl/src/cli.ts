@@ -2,7 +2,7 @@
 // runs against gcfsd's admin socket. Exit codes: 0 done, 1 failed (or status: needs
 // attention), 2 a bad command line. Errors go to stderr with the fix (as JSON with --json).
 
-import { DurationSyntaxError, parseDuration } from '@gcfs/cli';
+import { DurationSyntaxError, EXIT_USAGE, parseDuration } from '@gcfs/cli';
 import { describeError, ErrorCode, GcfsError, isGcfsError } from '@gcfs/core';
 import yargs, { type Argv } from 'yargs';
 import * as run from './commands.js';
@@ -16,7 +16,6 @@ export interface Io {
 }
 
 const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
 
 interface Parsed {
   _: Array<string | number>;

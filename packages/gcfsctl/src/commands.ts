@@ -90,7 +90,7 @@ function imageRows(images: readonly ImageView[], now: number): string[][] {
   return images.map((image) => {
     const progress = imageProgress(image.layers);
     return [
-      imageStateText(image),
+      imageStateText(image, progress),
       `${progress.local}/${image.layers.length}`,
       formatBytes(progress.total),
       `${formatAge(now - image.registeredAt)} ago`,

@@ -84,10 +84,9 @@ export function layerNote(layer: LayerView): string {
 }
 
 /** One word for the whole image: failed, local, downloading N%, attached or streamed. */
-export function imageStateText(image: ImageView): string {
+export function imageStateText(image: ImageView, progress = imageProgress(image.layers)): string {
   const failed = image.layers.filter((layer) => layer.state === 'failed').length;
   if (failed > 0) return `failed (${failed} of ${image.layers.length} layers)`;
-  const progress = imageProgress(image.layers);
   if (progress.local === image.layers.length) return 'local';
   if (image.layers.some((layer) => layer.state === 'downloading')) return `downloading ${progress.percent}%`;
   if (image.layers.some((layer) => layer.state === 'attached')) return 'attached';

@@ -70,10 +70,12 @@ function parseCertificate(pem: string): X509Certificate | undefined {
   }
 }
 
-/** The node a client certificate is the kubelet of (`CN=system:node:<name>`), if it is one. */
+/**
+ * The node a client certificate (credentials().cert: its CERTIFICATE blocks, the first one
+ * parsed) is the kubelet of (`CN=system:node:<name>`), if it is one.
+ */
 export function kubeletNodeName(certPem: string | undefined): string | undefined {
-  const first = certPem && pemBlocks(certPem, (label) => label === 'CERTIFICATE');
-  const subject = first ? parseCertificate(first)?.subject : undefined;
+  const subject = certPem ? parseCertificate(certPem)?.subject : undefined;
   return subject === undefined ? undefined : /^CN=system:node:(.+)$/m.exec(subject)?.[1];
 }
 

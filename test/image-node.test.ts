@@ -45,6 +45,7 @@ import {
   retried,
   sharedBind,
   WORKLOAD,
+  writeRegistryHosts,
 } from './image-node.js';
 import { eventually } from './streaming-stack.js';
 
@@ -112,12 +113,7 @@ test('the image runs the node: gcfsd from the DaemonSet streams pods of a second
   await sharedBind(containerdDir);
   paths.push(['/run/containerd', containerdDir]);
   // The registry speaks plain HTTP: said in containerd's hosts directory, which gcfsd reads.
-  const hostsToml = join(node.path, 'certs.d', registry.host, 'hosts.toml');
-  await mkdir(dirname(hostsToml), { recursive: true });
-  await writeFile(
-    hostsToml,
-    `server = "http://${registry.host}"\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`,
-  );
+  await writeRegistryHosts(join(node.path, 'certs.d'), registry.host);
 
   const cfsdAddress = `127.0.0.1:${await freePort()}`;
   cfsd = await startCfsdProcess({

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { GcfsError } from '@gcfs/core';
@@ -129,4 +129,15 @@ export async function registryLayers(host: string, repository: string): Promise<
   ]);
   const manifest = JSON.parse(response.body.toString()) as { layers: Array<{ digest: string }> };
   return manifest.layers.map((l) => l.digest);
+}
+
+/** `registryHost` over plain HTTP, as containerd's `<hostsDir>/<host>/hosts.toml` (gcfs reads it too). */
+export async function writeRegistryHosts(hostsDir: string, registryHost: string): Promise<void> {
+  const dir = join(hostsDir, registryHost);
+  await mkdir(dir, { recursive: true });
+  const url = `http://${registryHost}`;
+  await writeFile(
+    join(dir, 'hosts.toml'),
+    `server = "${url}"\n[host."${url}"]\n  capabilities = ["pull", "resolve"]\n`,
+  );
 }

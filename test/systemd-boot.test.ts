@@ -17,7 +17,7 @@ import { seededSha256 } from '@gcfs/image-builder';
 import { bootSystemdMachine, makeTempDir, type SystemdMachine } from '@gcfs/testkit';
 import { BLOB, registryLayers, retried } from './image-node.js';
 import { eventually } from './streaming-stack.js';
-import { containerdConfig, MachineCri, nodeNetwork, writeRegistryHosts } from './systemd-node.js';
+import { containerdConfig, MachineCri, nodeNetwork, writeMachineRegistryHosts } from './systemd-node.js';
 
 const execFileAsync = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -56,7 +56,7 @@ test('under systemd: install starts the units, gcfsd counts as started once it s
   // The machine's network reaches the registry on the host through a veth.
   node = await nodeNetwork();
   machine = await bootSystemdMachine(join(dir.path, 'root'), { netns: `/run/netns/${node.network.name}` });
-  await writeRegistryHosts(machine, node.registry.host);
+  await writeMachineRegistryHosts(machine, node.registry.host);
   await execFileAsync(join(root, 'scripts/runtime-tree'), [join(machine.root, 'root/gcfs')]);
   // The operator's flags, before the install (kept by it): cfsd on this machine as backend.
   const env = await readFile(join(root, 'deploy/systemd/gcfsd.env'), 'utf8');

@@ -3,7 +3,6 @@
 // directory as the docs say), and pods run in it through CRI from the host.
 
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CriClient,
@@ -15,7 +14,7 @@ import {
   startShapedNetwork,
 } from '@gcfs/testkit';
 import { PAUSE_IMAGE, pushTestImage } from './cri-images.js';
-import { retried, WORKLOAD } from './image-node.js';
+import { retried, WORKLOAD, writeRegistryHosts } from './image-node.js';
 
 /** Where the machine's containerd, gcfsd and cfsd read registry hosts (the flag files' --registry_hosts_dir). */
 const HOSTS_DIR = '/etc/containerd/certs.d';
@@ -74,14 +73,8 @@ export async function nodeNetwork(): Promise<NodeNetwork> {
 }
 
 /** The registry over plain HTTP for every reader of HOSTS_DIR, as containerd's hosts.toml. */
-export async function writeRegistryHosts(machine: SystemdMachine, registryHost: string): Promise<void> {
-  const dir = join(machine.root, HOSTS_DIR, registryHost);
-  await mkdir(dir, { recursive: true });
-  const url = `http://${registryHost}`;
-  await writeFile(
-    join(dir, 'hosts.toml'),
-    `server = "${url}"\n[host."${url}"]\n  capabilities = ["pull", "resolve"]\n`,
-  );
+export function writeMachineRegistryHosts(machine: SystemdMachine, registryHost: string): Promise<void> {
+  return writeRegistryHosts(join(machine.root, HOSTS_DIR), registryHost);
 }
 
 /** Kubelet's side of the machine's containerd: CRI over its socket, reached from the host. */

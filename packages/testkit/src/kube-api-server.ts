@@ -4,10 +4,9 @@
 // the kubelet's `system:node:<name>`), answering 401 to anyone else, and recording every
 // Event created with `POST /api/v1/namespaces/<ns>/events`.
 
-import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { closeServer, listenOn } from './http-server.js';
 import { selfSignedCertificate } from './tls.js';
 
 export interface PostedEvent {
@@ -76,17 +75,12 @@ export async function startKubeApiStandIn(o: KubeApiStandInOptions = {}): Promis
       });
     },
   );
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const url = (await listenOn(server, '127.0.0.1')).replace(/^http:/, 'https:');
   return {
-    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     ca: certificatePem,
     events,
     refused,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
